@@ -1,0 +1,533 @@
+"""Columnar encoding of records: Python values <-> typed columns (layout in docs/format.md).
+
+A ``Table`` is the in-memory form of one segment file: per-row metadata arrays plus
+``Column``s for parameters and values. Each leaf of a (nested) dict becomes a column
+addressed by its key path; a path whose rows hold different kinds gets one column per
+kind, each listing the rows it covers.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .ids import qualified_name
+from .records import DONE, Record
+
+FORM_NONE = 0  # no result (failed, or the run returned None)
+FORM_DICT = 1  # a dict with string keys: leaves under their key paths
+FORM_VALUE = 2  # any other value, stored at the empty path ()
+
+SCALAR_KINDS = {"int": np.int64, "float": np.float64, "bool": np.bool_, "complex": np.complex128}
+TEXT_KINDS = ("str", "json", "callable", "repr")
+RESULT_COLUMN = "result"  # display name of the empty path
+
+
+class Unstorable(Exception):
+    """A value that has no native representation (and pickling is not allowed)."""
+
+
+@dataclass(eq=False)
+class Column:
+    """One typed column: ``data[k]`` is the value of row ``rows[k]`` (all rows if None)."""
+
+    path: tuple[str, ...]
+    kind: str
+    pytype: str = ""
+    rows: np.ndarray | None = None
+    data: Any = None
+    offsets: np.ndarray | None = None  # ragged arrays: data[offsets[k]:offsets[k+1]]
+    shapes: np.ndarray | None = None  # ragged arrays: shape of row k
+    dtype: str = ""
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.path) if self.path else RESULT_COLUMN
+
+    def __len__(self) -> int:
+        if self.rows is not None:
+            return len(self.rows)
+        if self.kind == "ragged":
+            return len(self.offsets) - 1
+        return len(self.data)
+
+    def position(self, row: int) -> int | None:
+        """Index into this column of table row ``row``, or None if the row has no value."""
+        if self.rows is None:
+            return row
+        k = int(np.searchsorted(self.rows, row))
+        if k < len(self.rows) and self.rows[k] == row:
+            return k
+        return None
+
+    def value_at(self, k: int, *, allow_pickle: bool = False) -> Any:
+        """The Python value at position ``k`` of this column."""
+        kind = self.kind
+        if kind in SCALAR_KINDS:
+            return self.data[k].item()
+        if kind == "none":
+            return None
+        if kind in ("str", "callable", "repr"):
+            return self.data[k]
+        if kind == "json":
+            return json.loads(self.data[k])
+        if kind == "bytes":
+            return bytes(np.asarray(self.data[k], dtype=np.uint8))
+        if kind == "array":
+            return _as_pytype(self.data[k], self.pytype, self.dtype)
+        if kind == "ragged":
+            flat = self.data[self.offsets[k]:self.offsets[k + 1]]
+            return _as_pytype(flat.reshape(tuple(self.shapes[k])), self.pytype, self.dtype)
+        if kind == "pickle":
+            if not allow_pickle:
+                raise Unstorable(
+                    f"column {self.name!r} holds pickled values; reading them runs code from "
+                    "the file: pass allow_pickle=True only for files you trust")
+            return pickle.loads(bytes(np.asarray(self.data[k], dtype=np.uint8)))
+        if kind == "object":
+            return self.data[k]
+        raise ValueError(f"unknown column kind {kind!r}")
+
+    def values(self, *, allow_pickle: bool = False) -> np.ndarray:
+        """All values of this column, in row order (numeric kinds stay numeric)."""
+        if self.kind in SCALAR_KINDS:
+            return self.data
+        if self.kind in ("str", "callable", "repr", "object") and isinstance(self.data, np.ndarray):
+            return self.data
+        out = np.empty(len(self), dtype=object)
+        for k in range(len(out)):
+            out[k] = self.value_at(k, allow_pickle=allow_pickle)
+        return out
+
+
+@dataclass(eq=False)
+class Table:
+    """Rows of records in columnar form: the content of one segment file."""
+
+    ids: np.ndarray  # str
+    kinds: list[str]  # distinct kind names
+    kind_codes: np.ndarray  # uint16 index into kinds
+    iteration: np.ndarray  # int64
+    status: np.ndarray  # uint8 DONE / FAILED
+    form: np.ndarray  # uint8 FORM_*
+    started: np.ndarray  # float64 epoch seconds
+    finished: np.ndarray  # float64 epoch seconds
+    runtime: np.ndarray  # float64 seconds
+    lane: np.ndarray  # int16
+    hosts: list[str]  # distinct host names
+    host_codes: np.ndarray  # uint16 index into hosts
+    errors: dict[int, str]
+    params: list[Column]
+    values: list[Column]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # decoded views, by reader
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def value(self, row: int, *, allow_pickle: bool = False) -> Any:
+        """The result of ``row`` as the run returned it (dicts rebuilt from key paths)."""
+        form = self.form[row]
+        if form == FORM_NONE:
+            return None
+        if form == FORM_VALUE:
+            for col in self.values:
+                if not col.path:
+                    k = col.position(row)
+                    if k is not None:
+                        return col.value_at(k, allow_pickle=allow_pickle)
+            return None
+        return _rebuild(self.values, row, allow_pickle)
+
+    def parameters(self, row: int) -> dict[str, Any]:
+        """The parameters of ``row`` (callables come back as their qualified names)."""
+        return _rebuild(self.params, row, False)
+
+
+def _rebuild(columns: list[Column], row: int, allow_pickle: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in columns:
+        k = col.position(row)
+        if k is None:
+            continue
+        node = out
+        for key in col.path[:-1]:
+            node = node.setdefault(key, {})
+        node[col.path[-1]] = col.value_at(k, allow_pickle=allow_pickle)
+    return out
+
+
+def _as_pytype(a: np.ndarray, pytype: str, dtype: str) -> Any:
+    if dtype.startswith("<U") or dtype == "U":
+        a = np.asarray(a).astype(str)
+    if pytype == "list":
+        return a.tolist()
+    if pytype == "tuple":
+        return tuple(a.tolist())
+    return np.array(a)
+
+
+# ----------------------------------------------------------------------------- encoding
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+def _scalar_kind(v: Any) -> str | None:
+    t = type(v)
+    if t is bool or t is np.bool_:
+        return "bool"
+    if t is int or isinstance(v, np.integer):
+        return "int" if _INT_MIN <= v <= _INT_MAX else None
+    if t is float or isinstance(v, np.floating):
+        return "float"
+    if t is str or t is np.str_:
+        return "str"
+    return None
+
+
+_LIST_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": object}
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray) and not v.dtype.hasobject:
+        return v.tolist()
+    raise TypeError(type(v).__name__)
+
+
+def _check_json_keys(v: Any) -> None:
+    if isinstance(v, dict):
+        for k, item in v.items():
+            if not isinstance(k, str):
+                raise Unstorable(f"dict key {k!r} is a {type(k).__name__}, not a string")
+            _check_json_keys(item)
+    elif isinstance(v, (list, tuple)):
+        for item in v:
+            _check_json_keys(item)
+
+
+class LeafEncoder:
+    """Classifies leaves into (signature, payload); unknown objects are refused or pickled."""
+
+    def __init__(self, *, allow_pickle: bool = False, keep_objects: bool = False,
+                 callables_as_names: bool = False) -> None:
+        self.allow_pickle = allow_pickle
+        self.keep_objects = keep_objects
+        self.callables_as_names = callables_as_names
+
+    def leaf(self, v: Any) -> tuple[tuple[str, str, str], Any]:
+        """``((kind, pytype, dtype), payload)`` for one leaf value."""
+        if v is None:
+            return ("none", "", ""), None
+        sk = _scalar_kind(v)
+        if sk is not None:
+            if sk == "str":
+                return ("str", "", ""), str(v)
+            return (sk, "", ""), v
+        t = type(v)
+        if t is complex or isinstance(v, np.complexfloating):
+            return ("complex", "", ""), complex(v)
+        if t is bytes or t is np.bytes_:
+            return ("bytes", "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
+        if isinstance(v, np.ndarray) and v.dtype.kind in "biufcUS":
+            dt = v.dtype.str if v.dtype.kind not in "US" else v.dtype.str[:2]
+            return ("array", "", f"{dt}/{v.ndim}"), v
+        if t is list or t is tuple:
+            if v:
+                kinds = {_scalar_kind(x) for x in v}
+                if len(kinds) == 1 and None not in kinds:
+                    (k,) = kinds
+                    arr = np.array(v, dtype=_LIST_DTYPES[k]) if k != "str" else np.array(
+                        [str(x) for x in v], dtype=str)
+                    dt = arr.dtype.str if k != "str" else "<U"
+                    return ("array", t.__name__, f"{dt}/1"), arr
+            return self._json(v)
+        if t is int:  # beyond int64
+            return ("json", "", ""), json.dumps(v)
+        if isinstance(v, dict):
+            return self._json(v)
+        if self.callables_as_names and callable(v):
+            key = getattr(v, "__slurmbatch_key__", None)
+            try:
+                name = key if isinstance(key, str) else qualified_name(v)
+            except Exception:
+                name = repr(v)
+            return ("callable", "", ""), name
+        return self._fallback(v, f"a value of type {t.__name__}")
+
+    def _json(self, v: Any) -> tuple[tuple[str, str, str], Any]:
+        try:
+            _check_json_keys(v)
+            return ("json", "", ""), json.dumps(v, default=_json_default)
+        except (TypeError, ValueError, Unstorable) as exc:
+            return self._fallback(v, f"a {type(v).__name__} that is not plain data ({exc})")
+
+    def _fallback(self, v: Any, what: str) -> tuple[tuple[str, str, str], Any]:
+        if self.keep_objects:
+            return ("object", "", ""), v
+        if self.callables_as_names:
+            return ("repr", "", ""), repr(v)
+        if self.allow_pickle:
+            try:
+                data = pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:
+                raise Unstorable(f"{what} cannot be pickled either: {exc}") from None
+            return ("pickle", "", ""), np.frombuffer(data, dtype=np.uint8)
+        raise Unstorable(
+            f"{what} has no native HDF5 form; return numbers, strings, numpy arrays, or "
+            "lists/dicts of them, or opt in to pickled results with pickle_results=True")
+
+
+def flatten(value: Any, enc: LeafEncoder) -> tuple[int, list[tuple[tuple[str, ...], tuple, Any]]]:
+    """``(form, [(path, signature, payload), ...])`` for one record value."""
+    if value is None:
+        return FORM_NONE, []
+    if type(value) is dict and all(type(k) is str for k in value):
+        leaves: list[tuple[tuple[str, ...], tuple, Any]] = []
+        _flatten_dict(value, (), enc, leaves)
+        return FORM_DICT, leaves
+    sig, payload = enc.leaf(value)
+    return FORM_VALUE, [((), sig, payload)]
+
+
+def _flatten_dict(d: dict, prefix: tuple[str, ...], enc: LeafEncoder, out: list) -> None:
+    for k, v in d.items():
+        path = (*prefix, k)
+        if type(v) is dict and v and all(type(kk) is str for kk in v):
+            _flatten_dict(v, path, enc, out)
+        else:
+            try:
+                sig, payload = enc.leaf(v)
+            except Unstorable as exc:
+                raise Unstorable(f"key {'.'.join(path)!r}: {exc}") from None
+            out.append((path, sig, payload))
+
+
+class ColumnBuilder:
+    """Accumulates leaves row by row and builds typed Columns."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple, tuple[list[int], list[Any]]] = {}
+
+    def add(self, row: int, leaves: Iterable[tuple[tuple[str, ...], tuple, Any]]) -> None:
+        groups = self._groups
+        for path, sig, payload in leaves:
+            key = (path, sig)
+            g = groups.get(key)
+            if g is None:
+                groups[key] = g = ([], [])
+            g[0].append(row)
+            g[1].append(payload)
+
+    def build(self, n: int) -> list[Column]:
+        return [_build_column(path, sig, rows, payloads, n)
+                for (path, sig), (rows, payloads) in self._groups.items()]
+
+
+def _build_column(path: tuple[str, ...], sig: tuple[str, str, str], rows: list[int],
+                  payloads: list[Any], n: int) -> Column:
+    kind, pytype, dtype = sig
+    row_arr = None if len(rows) == n else np.asarray(rows, dtype=np.int64)
+    col = Column(path=path, kind=kind, pytype=pytype, rows=row_arr)
+    if kind in SCALAR_KINDS:
+        col.data = np.asarray(payloads, dtype=SCALAR_KINDS[kind])
+    elif kind in TEXT_KINDS or kind == "object":
+        col.data = _object_array(payloads)
+    elif kind in ("bytes", "pickle"):
+        col.data = _object_array(payloads)
+    elif kind == "none":
+        col.data = np.zeros(len(payloads), dtype=np.uint8)
+    elif kind == "array":
+        base = dtype.split("/")[0]
+        col.dtype = base
+        if len({p.shape for p in payloads}) == 1:
+            stacked = np.stack(payloads)
+            col.data = stacked.astype(object) if base[1] == "U" else stacked
+        else:
+            col.kind = "ragged"
+            flat = [np.ravel(p) for p in payloads]
+            if base[1] == "U":
+                flat = [f.astype(object) for f in flat]
+            col.data = np.concatenate(flat)
+            sizes = np.fromiter((f.size for f in flat), dtype=np.int64, count=len(flat))
+            col.offsets = np.concatenate(([0], np.cumsum(sizes)))
+            col.shapes = np.asarray([p.shape for p in payloads], dtype=np.int64).reshape(
+                len(payloads), -1)
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    return col
+
+
+def _object_array(items: list[Any]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+class TableBuilder:
+    """Turns records into a Table, one ``add`` at a time (values checked as they arrive)."""
+
+    def __init__(self, *, host: str = "", allow_pickle: bool = False,
+                 keep_objects: bool = False) -> None:
+        self.host = host
+        self._values_enc = LeafEncoder(allow_pickle=allow_pickle, keep_objects=keep_objects)
+        self._params_enc = LeafEncoder(callables_as_names=True)
+        self._params = ColumnBuilder()
+        self._values = ColumnBuilder()
+        self._param_cache: dict[str, list] = {}
+        self.ids: list[str] = []
+        self.kinds: dict[str, int] = {}
+        self.kind_codes: list[int] = []
+        self.iteration: list[int] = []
+        self.status: list[int] = []
+        self.form: list[int] = []
+        self.started: list[float] = []
+        self.finished: list[float] = []
+        self.runtime: list[float] = []
+        self.lane: list[int] = []
+        self.errors: dict[int, str] = {}
+        self.first_added: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, rec: Record) -> Record:
+        """Append one record; a value that cannot be stored turns it into a failure.
+
+        Returns the record as stored (its status and error may have changed).
+        """
+        row = len(self.ids)
+        form, leaves = FORM_NONE, []
+        if rec.status == DONE:
+            try:
+                form, leaves = flatten(rec.value, self._values_enc)
+            except Unstorable as exc:
+                rec = Record(rec.id, rec.kind, rec.params, rec.iteration, 1, None,
+                             f"ResultError: the result cannot be stored: {exc}", rec.started,
+                             rec.finished, rec.runtime, rec.lane)
+        pleaves = self._param_cache.get(rec.id)
+        if pleaves is None:
+            _, pleaves = flatten(dict(rec.params), self._params_enc)
+            self._param_cache[rec.id] = pleaves
+        self._params.add(row, pleaves)
+        self._values.add(row, leaves)
+        self.ids.append(rec.id)
+        code = self.kinds.get(rec.kind)
+        if code is None:
+            code = self.kinds[rec.kind] = len(self.kinds)
+        self.kind_codes.append(code)
+        self.iteration.append(rec.iteration)
+        self.status.append(rec.status)
+        self.form.append(form)
+        self.started.append(rec.started)
+        self.finished.append(rec.finished)
+        self.runtime.append(rec.runtime)
+        self.lane.append(rec.lane)
+        if rec.error:
+            self.errors[row] = rec.error
+        return rec
+
+    def build(self, attrs: Mapping[str, Any] | None = None) -> Table:
+        n = len(self.ids)
+        return Table(
+            ids=np.asarray(self.ids, dtype=str) if n else np.empty(0, dtype="<U40"),
+            kinds=list(self.kinds),
+            kind_codes=np.asarray(self.kind_codes, dtype=np.uint16),
+            iteration=np.asarray(self.iteration, dtype=np.int64),
+            status=np.asarray(self.status, dtype=np.uint8),
+            form=np.asarray(self.form, dtype=np.uint8),
+            started=np.asarray(self.started, dtype=np.float64),
+            finished=np.asarray(self.finished, dtype=np.float64),
+            runtime=np.asarray(self.runtime, dtype=np.float64),
+            lane=np.asarray(self.lane, dtype=np.int16),
+            hosts=[self.host],
+            host_codes=np.zeros(n, dtype=np.uint16),
+            errors=dict(self.errors),
+            params=self._params.build(n),
+            values=self._values.build(n),
+            attrs=dict(attrs or {}),
+        )
+
+
+# ----------------------------------------------------------------------------- merging
+def _codes(tables: list[Table], names_of: str, codes_of: str) -> tuple[list[str], np.ndarray]:
+    names: dict[str, int] = {}
+    parts = []
+    for t in tables:
+        remap = np.asarray([names.setdefault(x, len(names)) for x in getattr(t, names_of)],
+                           dtype=np.uint16)
+        codes = getattr(t, codes_of)
+        parts.append(remap[codes] if len(codes) else codes.astype(np.uint16))
+    return list(names), np.concatenate(parts) if parts else np.empty(0, np.uint16)
+
+
+def _ragged_parts(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat data, sizes, shapes) of an array or ragged column."""
+    if col.kind == "ragged":
+        return col.data, np.diff(col.offsets), col.shapes
+    m = len(col.data)
+    inner = col.data.shape[1:]
+    shapes = np.tile(np.asarray(inner, dtype=np.int64), (m, 1)).reshape(m, len(inner))
+    size = int(np.prod(inner)) if inner else 1
+    return col.data.reshape(-1), np.full(m, size, dtype=np.int64), shapes
+
+
+def _concat_columns(members: list[tuple[int, int, Column]], total: int) -> Column:
+    """Join columns of one signature; members are (row offset, table length, column)."""
+    first = members[0][2]
+    rows = np.concatenate([
+        (c.rows if c.rows is not None else np.arange(n, dtype=np.int64)) + off
+        for off, n, c in members])
+    col = Column(path=first.path, kind=first.kind, pytype=first.pytype,
+                 rows=None if len(rows) == total else rows, dtype=first.dtype)
+    cols = [c for _, _, c in members]
+    if first.kind in ("array", "ragged"):
+        if all(c.kind == "array" for c in cols) and len({c.data.shape[1:] for c in cols}) == 1:
+            col.kind, col.data = "array", np.concatenate([c.data for c in cols])
+        else:
+            parts = [_ragged_parts(c) for c in cols]
+            col.kind = "ragged"
+            col.data = np.concatenate([p[0] for p in parts])
+            col.offsets = np.concatenate(([0], np.cumsum(np.concatenate([p[1] for p in parts]))))
+            col.shapes = np.concatenate([p[2] for p in parts])
+    else:
+        col.data = np.concatenate([c.data for c in cols])
+    return col
+
+
+def _merge_columns(tables: list[Table], which: str, offsets: list[int], total: int) -> list[Column]:
+    groups: dict[tuple, list[tuple[int, int, Column]]] = {}
+    for t, off in zip(tables, offsets):
+        for c in getattr(t, which):
+            kind = "array" if c.kind == "ragged" else c.kind
+            groups.setdefault((c.path, kind, c.pytype, c.dtype), []).append((off, len(t), c))
+    return [_concat_columns(m, total) for m in groups.values()]
+
+
+def concat_tables(tables: list[Table], attrs: Mapping[str, Any] | None = None) -> Table:
+    """One table holding all rows of ``tables`` in order (no value is decoded)."""
+    offsets = list(np.cumsum([0] + [len(t) for t in tables])[:-1])
+    total = sum(len(t) for t in tables)
+    kinds, kind_codes = _codes(tables, "kinds", "kind_codes")
+    hosts, host_codes = _codes(tables, "hosts", "host_codes")
+    errors = {int(off) + r: e for t, off in zip(tables, offsets) for r, e in t.errors.items()}
+
+    def cat(name: str, dtype: Any) -> np.ndarray:
+        arrs = [getattr(t, name) for t in tables]
+        return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.empty(0, dtype)
+
+    return Table(
+        ids=cat("ids", str), kinds=kinds, kind_codes=kind_codes,
+        iteration=cat("iteration", np.int64), status=cat("status", np.uint8),
+        form=cat("form", np.uint8), started=cat("started", np.float64),
+        finished=cat("finished", np.float64), runtime=cat("runtime", np.float64),
+        lane=cat("lane", np.int16), hosts=hosts, host_codes=host_codes, errors=errors,
+        params=_merge_columns(tables, "params", offsets, total),
+        values=_merge_columns(tables, "values", offsets, total),
+        attrs=dict(attrs or {}),
+    )

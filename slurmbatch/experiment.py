@@ -1,0 +1,24 @@
+"""The spec stage's output: one Experiment per id, and what the worker executes for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Target(Protocol):
+    """What an experiment runs: yields ``(iteration, value)`` rows, raises on failure."""
+
+    def execute(self, experiment: Experiment) -> Iterable[tuple[int, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """One unit of work with a deterministic id; ``target`` computes it from ``params``."""
+
+    id: str
+    kind: str
+    params: Mapping[str, Any]
+    target: Target
+    repetition: int | None = None

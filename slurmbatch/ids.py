@@ -1,0 +1,306 @@
+"""Experiment ids: SHA-1 of a canonical, type-tagged encoding of what defines an experiment.
+
+The encoding is documented in docs/ids.md; changing it changes every id, so it is
+versioned (``ID_SCHEME``) and pinned by golden values in the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import hashlib
+import math
+import pathlib
+import sys
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import IdError
+
+ID_SCHEME = b"slurmbatch-id-1\x00"
+
+_FUNCTION_TYPES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.BuiltinMethodType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+)
+
+
+class _Unencodable(Exception):
+    """Raised inside the encoder; carries the path to the bad value for the message."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
+        self.path: list[str] = []
+
+
+def main_module_name() -> str:
+    """The importable name of ``__main__``: a script's file stem or ``-m`` module name.
+
+    Used so that a Run class defined in ``experiment.py`` has the same identity when the
+    script runs (``__main__``) and when a notebook imports it (``experiment``).
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return spec.name.removesuffix(".__main__")
+    file = getattr(main, "__file__", None)
+    if file:
+        return pathlib.Path(file).stem
+    return "__main__"
+
+
+def qualified_name(obj: Any, main_name: str | None = None) -> str:
+    """``module.qualname`` of a class or function, with ``__main__`` made importable."""
+    module = getattr(obj, "__module__", None) or "builtins"
+    if module == "__main__":
+        module = main_name if main_name is not None else main_module_name()
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not qualname:
+        raise _Unencodable(f"{type(obj).__name__} object has no __qualname__", _FIX_OBJECT)
+    return f"{module}.{qualname}"
+
+
+_FIX_OBJECT = (
+    "pass numbers, strings, lists, dicts, numpy arrays or module-level functions/classes; "
+    "or give the object a stable key with slurmbatch.named(obj, 'key') or a "
+    "__slurmbatch_key__ attribute; or override Run.set_id(parameters)"
+)
+_FIX_CALLABLE = (
+    "use a function defined at module level, or wrap it: slurmbatch.named(func, 'name_v1') "
+    "(you then promise that the name changes whenever the behaviour does)"
+)
+
+
+class Encoder:
+    """Canonical byte encoding of parameter values.
+
+    One encoder may encode many values; it memoises encodings of the objects it has
+    seen (keeping them alive), so factorial grids that share values are cheap.
+    """
+
+    def __init__(self) -> None:
+        self._main = main_module_name()
+        self._memo: dict[int, tuple[Any, bytes]] = {}
+
+    # -- public -------------------------------------------------------------------
+    def encode(self, value: Any) -> bytes:
+        """Bytes that are equal exactly when the values define the same experiment."""
+        try:
+            return self._enc(value)
+        except RecursionError:
+            raise IdError("a parameter contains a reference cycle or is nested too deeply; "
+                          "pass plain, finite data") from None
+
+    def encode_params(self, params: Mapping[str, Any]) -> bytes:
+        """Encode a parameter mapping; errors name the parameter that failed."""
+        parts = []
+        for key in params:
+            if not isinstance(key, str):
+                raise IdError(f"parameter name {key!r} is a {type(key).__name__}; "
+                              "parameter names must be strings")
+            try:
+                parts.append(_enc_str(key) + self._enc(params[key]))
+            except _Unencodable as exc:
+                where = f"parameter {key!r}" + "".join(reversed(exc.path))
+                raise IdError(f"{where}: {exc.reason}; fix: {exc.fix}") from None
+            except RecursionError:
+                raise IdError(f"parameter {key!r} contains a reference cycle or is nested "
+                              "too deeply; pass plain, finite data") from None
+        parts.sort()
+        return b"d" + str(len(parts)).encode() + b":" + b"".join(parts)
+
+    def experiment_id(self, kind: str, params: Mapping[str, Any],
+                      repetition: int | None = None) -> str:
+        """The 40-hex SHA-1 id of (kind, parameters, repetition)."""
+        h = hashlib.sha1(ID_SCHEME)
+        h.update(_enc_str(kind))
+        h.update(self.encode_params(params))
+        if repetition is not None:
+            h.update(b"r" + str(int(repetition)).encode() + b";")
+        return h.hexdigest()
+
+    def kind_of(self, obj: Any) -> str:
+        """The stable name of a Run class or callable, used as the run kind."""
+        explicit = getattr(obj, "kind", None)
+        if isinstance(explicit, str) and explicit:
+            return explicit
+        return qualified_name(obj, self._main)
+
+    # -- encoding -----------------------------------------------------------------
+    def _enc(self, v: Any) -> bytes:
+        t = type(v)
+        fast = _SCALARS.get(t)
+        if fast is not None:
+            return fast(v)
+        key = id(v)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is v:
+            return hit[1]
+        out = self._enc_object(v, t)
+        self._memo[key] = (v, out)
+        return out
+
+    def _enc_items(self, tag: bytes, items: Any) -> bytes:
+        parts = []
+        for i, item in enumerate(items):
+            try:
+                parts.append(self._enc(item))
+            except _Unencodable as exc:
+                exc.path.append(f"[{i}]")
+                raise
+        return tag + str(len(parts)).encode() + b":" + b"".join(parts)
+
+    def _enc_object(self, v: Any, t: type) -> bytes:
+        key = getattr(v, "__slurmbatch_key__", None)
+        if key is not None and not isinstance(v, type):
+            if callable(key):
+                key = key()
+            return b"k" + self._enc(key)
+        if t is list:
+            return self._enc_items(b"l", v)
+        if t is tuple:
+            return self._enc_items(b"t", v)
+        if isinstance(v, Mapping):
+            parts = []
+            for k, item in v.items():
+                try:
+                    parts.append(self._enc(k) + self._enc(item))
+                except _Unencodable as exc:
+                    exc.path.append(f"[{k!r}]")
+                    raise
+            parts.sort()
+            return b"d" + str(len(parts)).encode() + b":" + b"".join(parts)
+        if isinstance(v, (set, frozenset)):
+            parts = sorted(self._enc(item) for item in v)
+            return b"S" + str(len(parts)).encode() + b":" + b"".join(parts)
+        if isinstance(v, np.ndarray):
+            return self._enc_array(v)
+        if isinstance(v, np.generic):
+            return self._enc(v.item())
+        if isinstance(v, (bool, int, float, complex, str, bytes)):
+            # subclasses of builtins (IntEnum aside, handled below) encode as their value
+            if isinstance(v, enum.Enum):
+                return b"e" + _enc_str(qualified_name(t, self._main)) + _enc_str(v.name)
+            base = next(b for b in (bool, int, float, complex, str, bytes) if isinstance(v, b))
+            return _SCALARS[base](base(v))
+        if isinstance(v, enum.Enum):
+            return b"e" + _enc_str(qualified_name(t, self._main)) + _enc_str(v.name)
+        if isinstance(v, pathlib.PurePath):
+            return b"p" + _enc_str(v.as_posix())
+        if isinstance(v, (list, tuple)):  # subclasses, e.g. namedtuples
+            return _enc_str(qualified_name(t, self._main)) + self._enc_items(b"t", v)
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
+            return b"D" + _enc_str(qualified_name(t, self._main)) + self._enc(fields)
+        if isinstance(v, functools.partial):
+            return (b"P" + self._enc(v.func) + self._enc(tuple(v.args))
+                    + self._enc(dict(v.keywords)))
+        if isinstance(v, np.ufunc):
+            return b"u" + _enc_str(f"numpy.{v.__name__}")
+        if isinstance(v, np.dtype):
+            return b"y" + _enc_str(v.str)
+        if isinstance(v, type) or isinstance(v, _FUNCTION_TYPES):
+            return b"c" + _enc_str(self._callable_name(v))
+        if callable(v):
+            raise _Unencodable(
+                f"callable object of type {t.__name__} has no stable identity", _FIX_OBJECT)
+        raise _Unencodable(f"value of type {t.__name__} has no canonical encoding", _FIX_OBJECT)
+
+    def _callable_name(self, v: Any) -> str:
+        owner = getattr(v, "__self__", None)
+        if owner is not None and not isinstance(owner, (type, types.ModuleType)):
+            raise _Unencodable(
+                f"bound method {getattr(v, '__qualname__', v)!r} depends on the state of its "
+                f"{type(owner).__name__} instance", _FIX_CALLABLE)
+        name = qualified_name(v, self._main)
+        if "<lambda>" in name:
+            raise _Unencodable("a lambda has no stable identity", _FIX_CALLABLE)
+        if "<locals>" in name:
+            raise _Unencodable(
+                f"{name} is defined inside a function (a closure may capture state that the id "
+                "cannot see)", _FIX_CALLABLE)
+        return name
+
+    def _enc_array(self, a: np.ndarray) -> bytes:
+        shape = ",".join(map(str, a.shape)).encode()
+        if a.dtype.hasobject:
+            return b"A" + shape + b";" + self._enc_items(b"l", a.ravel().tolist())
+        dt = repr(a.dtype.descr).encode() if a.dtype.fields else a.dtype.str.encode()
+        data = np.ascontiguousarray(a).tobytes()
+        return (b"a" + dt + b";" + shape + b";" + str(len(data)).encode() + b":" + data)
+
+
+def _enc_str(s: str) -> bytes:
+    b = s.encode("utf-8", "surrogatepass")
+    return b"s" + str(len(b)).encode() + b":" + b
+
+
+def _enc_float(f: float) -> bytes:
+    if math.isnan(f):
+        return b"fnan;"
+    return b"f" + float.hex(f).encode() + b";"
+
+
+def _enc_complex(c: complex) -> bytes:
+    return b"x" + _enc_float(c.real) + _enc_float(c.imag)
+
+
+def _enc_bytes(b: bytes) -> bytes:
+    return b"b" + str(len(b)).encode() + b":" + bytes(b)
+
+
+_SCALARS: dict[type, Callable[[Any], bytes]] = {
+    type(None): lambda v: b"N",
+    bool: lambda v: b"T" if v else b"F",
+    np.bool_: lambda v: b"T" if v else b"F",
+    int: lambda v: b"i" + str(v).encode() + b";",
+    float: _enc_float,
+    np.float64: lambda v: _enc_float(float(v)),
+    np.int64: lambda v: b"i" + str(int(v)).encode() + b";",
+    complex: _enc_complex,
+    str: _enc_str,
+    bytes: _enc_bytes,
+}
+
+
+def experiment_id(kind: str, params: Mapping[str, Any], repetition: int | None = None) -> str:
+    """The deterministic id of one experiment (see docs/ids.md)."""
+    return Encoder().experiment_id(kind, params, repetition)
+
+
+class Named:
+    """A callable with an explicit stable key for ids: ``slurmbatch.named(func, 'name')``."""
+
+    __slots__ = ("__slurmbatch_key__", "func")
+
+    def __init__(self, func: Callable[..., Any], key: str) -> None:
+        if not isinstance(key, str) or not key:
+            raise IdError(f"named(): key must be a non-empty string, got {key!r}")
+        self.func = func
+        self.__slurmbatch_key__ = key
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"named({self.func!r}, {self.__slurmbatch_key__!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Named, (self.func, self.__slurmbatch_key__))
+
+
+def named(func: Callable[..., Any], key: str) -> Named:
+    """Give a lambda, closure or callable object a stable identity for experiment ids."""
+    return Named(func, key)

@@ -1,0 +1,185 @@
+"""Lanes: forked worker processes, each with its own environment (e.g. CUDA_VISIBLE_DEVICES).
+
+The parent hands out chunks of experiment positions and receives every outcome as soon
+as it exists, so a lane that dies (SIGKILL, segfault, OOM) loses only the experiment it
+was running: that one is recorded as failed, the rest of its chunks go to other lanes,
+and a replacement lane is started.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from .experiment import Experiment
+from .worker import Outcome, execute, failure
+
+_CHUNK_DONE = "c"
+_MAX_CHUNK = 256
+_TICK = 1.0
+
+
+def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping[str, str],
+               lane: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.environ.update(env)
+    code = 0
+    try:
+        while True:
+            chunk = conn.recv()
+            if chunk is None:
+                break
+            for pos in chunk:
+                out = execute(experiments[pos])
+                try:
+                    conn.send((pos, out))
+                except (BrokenPipeError, ConnectionResetError):
+                    raise
+                except Exception as exc:  # the value cannot be pickled back to the parent
+                    conn.send((pos, failure(
+                        f"ResultError: the result cannot be sent from the lane process to the "
+                        f"writer: {type(exc).__name__}: {exc}; return plain data "
+                        f"(numbers, strings, arrays, lists, dicts)", out[3])))
+            conn.send(_CHUNK_DONE)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        code = 1  # the parent is gone
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class _Lane:
+    __slots__ = ("chunks", "conn", "env", "inflight", "number", "proc", "stopping")
+
+    def __init__(self, number: int, env: Mapping[str, str]) -> None:
+        self.number = number
+        self.env = env
+        self.inflight: deque[int] = deque()
+        self.chunks = 0
+        self.stopping = False
+
+
+class LanePool:
+    """Runs experiments across forked lane processes and reports outcomes in the parent."""
+
+    def __init__(self, experiments: Sequence[Experiment],
+                 envs: Sequence[Mapping[str, str]]) -> None:
+        if not envs:
+            raise ValueError("a lane pool needs at least one lane")
+        self.experiments = experiments
+        self.envs = list(envs)
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        self._ctx = mp.get_context(method)
+        self._pending: deque[int] = deque(range(len(experiments)))
+
+    def _start(self, lane: _Lane) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_lane_main, name=f"slurmbatch-lane-{lane.number}",
+                                 args=(child, self.experiments, lane.env, lane.number),
+                                 daemon=True)
+        proc.start()
+        child.close()
+        lane.proc, lane.conn = proc, parent
+        lane.inflight.clear()
+        lane.chunks = 0
+        lane.stopping = False
+
+    def _next_chunk(self, nlanes: int) -> list[int]:
+        size = max(1, min(_MAX_CHUNK, math.ceil(len(self._pending) / (4 * nlanes))))
+        return [self._pending.popleft() for _ in range(min(size, len(self._pending)))]
+
+    def _feed(self, lane: _Lane, nlanes: int) -> None:
+        """Keep two chunks in flight; tell an idle lane to stop when nothing is left."""
+        while lane.chunks < 2 and self._pending:
+            chunk = self._next_chunk(nlanes)
+            lane.conn.send(chunk)
+            lane.inflight.extend(chunk)
+            lane.chunks += 1
+        if not self._pending and lane.chunks == 0 and not lane.stopping:
+            lane.conn.send(None)
+            lane.stopping = True
+
+    def run(self, handle: Callable[[Experiment, Outcome, int], None],
+            tick: Callable[[], None]) -> None:
+        """Run everything; ``handle`` gets each outcome, ``tick`` runs at least every second."""
+        lanes = [_Lane(i, env) for i, env in enumerate(self.envs[:max(1, len(self._pending))])]
+        for lane in lanes:
+            self._start(lane)
+        live = {lane.conn: lane for lane in lanes}
+        try:
+            for lane in lanes:
+                self._feed(lane, len(lanes))
+            while live:
+                waitables: list[Any] = list(live)
+                waitables += [lane.proc.sentinel for lane in live.values()]
+                ready = wait(waitables, timeout=_TICK)
+                for obj in ready:
+                    lane = live.get(obj) if isinstance(obj, Connection) else None
+                    if lane is None:
+                        continue
+                    if not self._drain(lane, handle, len(lanes)):
+                        self._lane_died(lane, live, handle, len(lanes))
+                for lane in list(live.values()):
+                    if not lane.proc.is_alive() and lane.conn in live:
+                        if not self._drain(lane, handle, len(lanes)) or lane.inflight or (
+                                not lane.stopping):
+                            self._lane_died(lane, live, handle, len(lanes))
+                        else:
+                            del live[lane.conn]
+                            lane.conn.close()
+                tick()
+        finally:
+            for lane in lanes:
+                if lane.proc.is_alive():
+                    lane.proc.terminate()
+            for lane in lanes:
+                lane.proc.join(timeout=5)
+                if lane.proc.is_alive():
+                    lane.proc.kill()
+                    lane.proc.join()
+
+    def _drain(self, lane: _Lane, handle: Callable[[Experiment, Outcome, int], None],
+               nlanes: int) -> bool:
+        """Receive everything the lane has sent; False if its pipe is closed."""
+        try:
+            while lane.conn.poll():
+                msg = lane.conn.recv()
+                if msg == _CHUNK_DONE:
+                    lane.chunks -= 1
+                    self._feed(lane, nlanes)
+                    continue
+                pos, out = msg
+                expected = lane.inflight.popleft()
+                if pos != expected:  # protocol invariant; never expected to happen
+                    raise RuntimeError(f"lane {lane.number} answered {pos}, expected {expected}")
+                handle(self.experiments[pos], out, lane.number)
+        except (EOFError, OSError):
+            return False
+        return True
+
+    def _lane_died(self, lane: _Lane, live: dict[Connection, _Lane],
+                   handle: Callable[[Experiment, Outcome, int], None], nlanes: int) -> None:
+        lane.proc.join(timeout=5)
+        code = lane.proc.exitcode
+        del live[lane.conn]
+        lane.conn.close()
+        if lane.inflight:
+            running = lane.inflight.popleft()
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            handle(self.experiments[running], failure(
+                f"LaneDied: the lane process running this experiment died ({how}); "
+                "if it was killed for memory, give it more or run fewer per node"), lane.number)
+            self._pending.extendleft(reversed(lane.inflight))
+        if self._pending:
+            self._start(lane)
+            live[lane.conn] = lane
+            self._feed(lane, nlanes)

@@ -1,0 +1,116 @@
+"""The planner: experiments + what the store holds -> a Plan of arrays of tasks.
+
+``make_plan`` is a pure function: it drops experiments whose id is already done and
+duplicate ids, groups the rest by resource signature and packs each group into tasks
+(contiguous slices of ``Plan.experiments``), splitting arrays at ``max_array_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OptionError
+from .experiment import Experiment
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one experiment needs; experiments with equal Resources share an array."""
+
+    gpus: float = 0.0
+    cpus: int = 1
+    mem: str | None = None
+    time: str | None = None
+    partition: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One array task: experiments ``start:stop`` of the plan."""
+
+    index: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class Array:
+    """Tasks that share resources and are submitted together (one ``sbatch --array``)."""
+
+    index: int
+    resources: Resources
+    tasks: tuple[Task, ...]
+
+
+@dataclass
+class Plan:
+    """What to run and how it is packed; written to the batch folder before submission."""
+
+    experiments: list[Experiment]
+    arrays: list[Array]
+    skipped_done: int = 0
+    skipped_duplicates: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.experiments)
+
+    @property
+    def tasks(self) -> list[tuple[Array, Task]]:
+        return [(a, t) for a in self.arrays for t in a.tasks]
+
+    def experiments_of(self, task: Task) -> list[Experiment]:
+        return self.experiments[task.start:task.stop]
+
+    def describe(self) -> str:
+        n_tasks = sum(len(a.tasks) for a in self.arrays)
+        return (f"{len(self.experiments)} experiments in {n_tasks} task(s) over "
+                f"{len(self.arrays)} array(s); skipped {self.skipped_done} already done and "
+                f"{self.skipped_duplicates} duplicate(s)")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise OptionError(f"{name}={value!r}: give a positive integer")
+    return value
+
+
+def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
+              resources: Resources | None = None, runs_per_task: int | None = None,
+              max_array_size: int | None = None) -> Plan:
+    """Pack the experiments that still need running into arrays of tasks.
+
+    ``runs_per_task=None`` puts every experiment of a resource group in one task (the
+    local backend's case); ``max_array_size`` bounds the tasks per array.
+    """
+    if runs_per_task is not None:
+        _positive_int("runs_per_task", runs_per_task)
+    if max_array_size is not None:
+        _positive_int("max_array_size", max_array_size)
+    res = resources or Resources()
+    todo: list[Experiment] = []
+    seen: set[str] = set()
+    skipped_done = skipped_dup = 0
+    for exp in experiments:
+        if exp.id in seen:
+            skipped_dup += 1
+        elif exp.id in done:
+            skipped_done += 1
+            seen.add(exp.id)
+        else:
+            seen.add(exp.id)
+            todo.append(exp)
+    arrays: list[Array] = []
+    if todo:
+        per_task = runs_per_task or len(todo)
+        bounds = [(s, min(s + per_task, len(todo))) for s in range(0, len(todo), per_task)]
+        cap = max_array_size or len(bounds)
+        for a, first in enumerate(range(0, len(bounds), cap)):
+            chunk = bounds[first:first + cap]
+            arrays.append(Array(a, res, tuple(Task(i, s, e) for i, (s, e) in enumerate(chunk))))
+    return Plan(todo, arrays, skipped_done, skipped_dup)

@@ -1,0 +1,284 @@
+"""Results: the queryable view over collected tables (one row per done experiment/iteration).
+
+For each (id, iteration) the first successful record wins; an id with no success shows
+its latest failure. Duplicates (a record seen twice, or an id computed twice by racing
+processes) therefore never reach the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .codec import SCALAR_KINDS, Column, Table
+from .errors import ParameterError
+from .query import mask, parse
+from .records import DONE, FAILED, STATUS_NAMES
+
+_META = ("id", "iteration", "status", "runtime", "started", "finished")
+
+
+def _full(col: Column, n: int, allow_pickle: bool) -> np.ndarray:
+    """The column as a length-``n`` array; rows without a value hold NaN."""
+    if col.kind in SCALAR_KINDS and col.kind != "complex":
+        if col.rows is None:
+            return col.data
+        if col.kind in ("int", "float"):
+            out = np.full(n, np.nan)
+            out[col.rows] = col.data
+            return out
+    vals = col.values(allow_pickle=allow_pickle)
+    if col.rows is None:
+        return vals.astype(object) if vals.dtype != object else vals
+    out = np.full(n, np.nan, dtype=object)
+    out[col.rows] = vals
+    return out
+
+
+def _frame(columns: list[Column], n: int, allow_pickle: bool) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for col in columns:
+        arr = _full(col, n, allow_pickle)
+        name = col.name
+        if name in out:  # the same path in several kinds: merge into one object column
+            prev = out[name].astype(object)
+            have = ~pd.isna(arr)
+            prev[have] = arr[have]
+            out[name] = prev
+        else:
+            out[name] = arr
+    return out
+
+
+class _TableView:
+    """Per-table cache of decoded frames (tables are immutable once read)."""
+
+    __slots__ = ("params", "table", "values")
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.params: dict[str, np.ndarray] | None = None
+        self.values: dict[str, np.ndarray] | None = None
+
+
+def _view(table: Table) -> _TableView:
+    view = table.cache.get("view")
+    if view is None:
+        view = table.cache["view"] = _TableView(table)
+    return view
+
+
+class Results:
+    """Results of a batch or research: ``.df``, filters, values by name, failures."""
+
+    def __init__(self, tables: Iterable[Table] = (), *, iterations: bool = False,
+                 allow_pickle: bool = False, problems: Mapping[str, str] | None = None,
+                 _selection: pd.DataFrame | None = None) -> None:
+        self._tables = list(tables)
+        self._iterations = iterations
+        self._allow_pickle = allow_pickle
+        self.problems: dict[str, str] = dict(problems or {})
+        """Files that could not be read, by name, with the reason."""
+        self._sel = self._select() if _selection is None else _selection
+        self._df: pd.DataFrame | None = None
+        self._pos: dict[str, int] | None = None
+
+    # -- selection ------------------------------------------------------------------
+    def _select(self) -> pd.DataFrame:
+        if not self._tables:
+            return pd.DataFrame({"t": np.empty(0, np.int64), "row": np.empty(0, np.int64),
+                                 "id": np.empty(0, object), "iteration": np.empty(0, np.int64),
+                                 "status": np.empty(0, np.uint8), "finished": np.empty(0)})
+        ts = self._tables
+        meta = pd.DataFrame({
+            "t": np.concatenate([np.full(len(t), i, np.int64) for i, t in enumerate(ts)]),
+            "row": np.concatenate([np.arange(len(t), dtype=np.int64) for t in ts]),
+            "id": np.concatenate([t.ids for t in ts]).astype(object),
+            "iteration": np.concatenate([t.iteration for t in ts]),
+            "status": np.concatenate([t.status for t in ts]),
+            "finished": np.concatenate([t.finished for t in ts]),
+        })
+        done = meta["status"].to_numpy() == DONE
+        # successes first (earliest wins), then failures (latest wins)
+        key = np.where(done, meta["finished"].to_numpy(), -meta["finished"].to_numpy())
+        order = np.lexsort((key, ~done))
+        sel = meta.iloc[order].drop_duplicates(["id", "iteration"], keep="first")
+        failed_ids = set(sel.loc[sel["status"] == FAILED, "id"])
+        if failed_ids:  # an id with any success is done: drop its stale failures
+            done_ids = set(sel.loc[sel["status"] == DONE, "id"])
+            stale = sel["id"].isin(failed_ids & done_ids) & (sel["status"] == FAILED)
+            sel = sel[~stale.to_numpy()]
+        return sel.sort_values(["t", "row"], kind="stable").reset_index(drop=True)
+
+    def _done(self) -> pd.DataFrame:
+        return self._sel[self._sel["status"].to_numpy() == DONE]
+
+    def _derive(self, sel: pd.DataFrame) -> Results:
+        return Results(self._tables, iterations=self._iterations,
+                       allow_pickle=self._allow_pickle, problems=self.problems,
+                       _selection=sel.reset_index(drop=True))
+
+    # -- tables -----------------------------------------------------------------------
+    @property
+    def df(self) -> pd.DataFrame:
+        """Done rows: ``id``, parameters, (``iteration``), result values; one row each."""
+        if self._df is None:
+            self._df = self._build_df(self._done())
+        return self._df.copy(deep=False)
+
+    def _build_df(self, sel: pd.DataFrame) -> pd.DataFrame:
+        parts = []
+        for t, rows in sel.groupby("t", sort=True)["row"]:
+            table = self._tables[int(t)]
+            view = _view(table)
+            n = len(table)
+            if view.params is None:
+                view.params = _frame(table.params, n, False)
+                view.values = _frame(table.values, n, self._allow_pickle)
+            idx = rows.to_numpy()
+            cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
+            for name, arr in view.params.items():
+                cols[name] = arr[idx]
+            if self._iterations:
+                cols["iteration"] = table.iteration[idx]
+            for name, arr in view.values.items():
+                cols[name if name not in cols else f"result.{name}"] = arr[idx]
+            parts.append(pd.DataFrame(cols))
+        if not parts:
+            return pd.DataFrame({"id": pd.Series([], dtype=object)})
+        df = pd.concat(parts, ignore_index=True, sort=False) if len(parts) > 1 else parts[0]
+        return df
+
+    @property
+    def status(self) -> pd.DataFrame:
+        """Per experiment (and iteration): status, runtime, timestamps, host, error, file."""
+        sel = self._sel
+        rows = []
+        for t, part in sel.groupby("t", sort=True):
+            table = self._tables[int(t)]
+            idx = part["row"].to_numpy()
+            rows.append(pd.DataFrame({
+                "id": table.ids[idx].astype(object),
+                "iteration": table.iteration[idx],
+                "status": np.asarray(STATUS_NAMES, dtype=object)[table.status[idx]],
+                "runtime": table.runtime[idx],
+                "started": table.started[idx],
+                "finished": table.finished[idx],
+                "host": np.asarray(table.hosts, dtype=object)[table.host_codes[idx]],
+                "error": [table.errors.get(int(i), "") for i in idx],
+                "file": table.attrs.get("file", ""),
+            }))
+        if not rows:
+            return pd.DataFrame(columns=["id", "iteration", "status", "runtime", "started",
+                                         "finished", "host", "error", "file"])
+        out = pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0]
+        return out if self._iterations else out.drop(columns="iteration")
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        """Failed experiments (no successful record) with their errors."""
+        st = self.status
+        return st[st["status"] == "failed"].reset_index(drop=True)
+
+    @property
+    def ids(self) -> list[str]:
+        """Ids of the done experiments, in the order they were stored."""
+        return list(dict.fromkeys(self._done()["id"]))
+
+    @property
+    def failed_ids(self) -> list[str]:
+        sel = self._sel
+        return list(dict.fromkeys(sel.loc[sel["status"] == FAILED, "id"]))
+
+    def missing(self, expected: Iterable[str]) -> list[str]:
+        """Which of ``expected`` have no successful result."""
+        done = set(self._done()["id"])
+        return [i for i in expected if i not in done]
+
+    def __len__(self) -> int:
+        return len(self._done())
+
+    def __contains__(self, exp_id: object) -> bool:
+        return exp_id in self._positions()
+
+    def __repr__(self) -> str:
+        nfail = len(self.failed_ids)
+        extra = f", {len(self.problems)} unreadable files" if self.problems else ""
+        return (f"<Results: {len(self.ids)} done, {nfail} failed, from {len(self._tables)} "
+                f"table(s){extra}>")
+
+    # -- one experiment -----------------------------------------------------------------
+    def _positions(self) -> dict[str, int]:
+        if self._pos is None:
+            done = self._done()
+            ids = done["id"].to_numpy()
+            # first row of each id (iteration 0 for batch style)
+            self._pos = {i: k for k, i in reversed(list(zip(done.index.to_numpy(), ids)))}
+        return self._pos
+
+    def _locate(self, exp_id: str) -> tuple[Table, int]:
+        k = self._positions().get(exp_id)
+        if k is None:
+            raise KeyError(f"no successful result for id {exp_id!r}")
+        t, row = self._sel.at[k, "t"], self._sel.at[k, "row"]
+        return self._tables[int(t)], int(row)
+
+    def result(self, exp_id: str) -> Any:
+        """The value the experiment returned (KeyError if it has no successful result)."""
+        table, row = self._locate(exp_id)
+        return table.value(row, allow_pickle=self._allow_pickle)
+
+    def parameters(self, exp_id: str) -> dict[str, Any]:
+        """The stored parameters of an experiment (callables as qualified names)."""
+        table, row = self._locate(exp_id)
+        return table.parameters(row)
+
+    def runtime(self, exp_id: str) -> float:
+        table, row = self._locate(exp_id)
+        return float(table.runtime[row])
+
+    def file(self, exp_id: str) -> str | None:
+        table, _ = self._locate(exp_id)
+        return table.attrs.get("file")
+
+    def error(self, exp_id: str) -> str | None:
+        """The traceback of the latest failure of an experiment without success, else None."""
+        sel = self._sel
+        hit = sel[(sel["id"] == exp_id).to_numpy() & (sel["status"] == FAILED).to_numpy()]
+        if not len(hit):
+            return None
+        t, row = int(hit["t"].iloc[-1]), int(hit["row"].iloc[-1])
+        return self._tables[t].errors.get(row, "")
+
+    # -- queries --------------------------------------------------------------------------
+    def filter(self, **conditions: Any) -> Results:
+        """Experiments whose parameters/values satisfy all conditions (``A__ge=3``, ...)."""
+        df = self.df
+        keep = np.ones(len(df), dtype=bool)
+        for cond in parse(conditions):
+            if cond.name not in df.columns:
+                raise ParameterError(
+                    f"no parameter or value named {cond.name!r}; columns are: "
+                    f"{', '.join(map(str, df.columns))}")
+            keep &= mask(df[cond.name], cond)
+        ids = set(df["id"].to_numpy()[keep])
+        sel = self._sel
+        return self._derive(sel[sel["id"].isin(ids).to_numpy()])
+
+    def __getitem__(self, name: str) -> pd.Series:
+        """Values of one column by name, indexed by id."""
+        df = self.df
+        if name not in df.columns:
+            raise KeyError(f"no column {name!r}; columns are: {', '.join(map(str, df.columns))}")
+        return pd.Series(df[name].to_numpy(), index=pd.Index(df["id"], name="id"), name=name)
+
+    def values(self, name: str) -> np.ndarray:
+        """Values of one column as an array (numeric columns stay numeric)."""
+        return self[name].to_numpy()
+
+    @property
+    def tables(self) -> Sequence[Table]:
+        return tuple(self._tables)

@@ -1,0 +1,273 @@
+"""The store: crash-safe HDF5 segment files (write and read) and the in-memory sink.
+
+A segment is written whole under a temporary name, fsynced and renamed: a visible
+``*.h5`` file is always complete. A writer closes its segment every ``rows`` records
+or ``seconds`` seconds, so a crash loses at most the open one. Every writer names its
+files uniquely (task tag, host, pid, sequence, random), so no file has two writers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import h5py
+import numpy as np
+
+from .codec import SCALAR_KINDS, Column, Table, TableBuilder
+from .errors import OptionError
+from .layout import FILE_MODE, fsync_dir
+from .records import Record
+
+SEGMENT_FORMAT = "slurmbatch-segment"
+SEGMENT_VERSION = 1
+SEGMENT_SUFFIX = ".h5"
+DEFAULT_SEGMENT_ROWS = 50_000
+DEFAULT_SEGMENT_SECONDS = 30.0
+
+_STR = h5py.string_dtype("utf-8")
+_BYTES = h5py.vlen_dtype(np.uint8)
+
+
+class Sink(Protocol):
+    """Where the worker puts records."""
+
+    def add(self, rec: Record) -> Record: ...
+
+    def tick(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_segment_options(rows: Any, seconds: Any) -> tuple[int, float]:
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
+        raise OptionError(f"segment_rows={rows!r}: give a positive integer (default "
+                          f"{DEFAULT_SEGMENT_ROWS})")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
+        raise OptionError(f"segment_seconds={seconds!r}: give a positive number of seconds "
+                          f"(default {DEFAULT_SEGMENT_SECONDS})")
+    return rows, float(seconds)
+
+
+class SegmentWriter:
+    """Buffers records and writes them as segment files in ``folder``."""
+
+    def __init__(self, folder: Path, *, tag: str, rows: int = DEFAULT_SEGMENT_ROWS,
+                 seconds: float = DEFAULT_SEGMENT_SECONDS, allow_pickle: bool = False,
+                 attrs: Mapping[str, Any] | None = None) -> None:
+        self.folder = Path(folder)
+        self.tag = tag
+        self.rows, self.seconds = check_segment_options(rows, seconds)
+        self.allow_pickle = allow_pickle
+        self.attrs = dict(attrs or {})
+        self.host = socket.gethostname()
+        self.written: list[Path] = []
+        self._seq = 0
+        self._builder = self._new_builder()
+        self._opened = 0.0
+
+    def _new_builder(self) -> TableBuilder:
+        return TableBuilder(host=self.host, allow_pickle=self.allow_pickle)
+
+    def add(self, rec: Record) -> Record:
+        if not len(self._builder):
+            self._opened = time.monotonic()
+        rec = self._builder.add(rec)
+        if len(self._builder) >= self.rows:
+            self.flush()
+        return rec
+
+    def tick(self) -> None:
+        """Close the open segment if it is older than ``seconds``."""
+        if len(self._builder) and time.monotonic() - self._opened >= self.seconds:
+            self.flush()
+
+    def flush(self) -> Path | None:
+        """Write the open segment now (if it holds anything)."""
+        if not len(self._builder):
+            return None
+        builder, self._builder = self._builder, self._new_builder()
+        name = (f"seg-{self.tag}-{self.host}-{os.getpid()}-{self._seq:05d}-"
+                f"{secrets.token_hex(3)}{SEGMENT_SUFFIX}")
+        self._seq += 1
+        attrs = {**self.attrs, "pid": os.getpid(), "tag": self.tag}
+        path = write_table(self.folder / name, builder.build(attrs))
+        self.written.append(path)
+        return path
+
+    def close(self) -> None:
+        self.flush()
+
+
+class MemorySink:
+    """Keeps records in memory (``saveresult=False``); values need not be storable."""
+
+    def __init__(self) -> None:
+        self.host = socket.gethostname()
+        self._builder = TableBuilder(host=self.host, keep_objects=True)
+        self.tables: list[Table] = []
+
+    def add(self, rec: Record) -> Record:
+        return self._builder.add(rec)
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if len(self._builder):
+            self.tables.append(self._builder.build())
+            self._builder = TableBuilder(host=self.host, keep_objects=True)
+
+
+# ----------------------------------------------------------------------------- writing
+def write_table(path: Path, table: Table) -> Path:
+    """Write ``table`` to ``path`` atomically (temporary name, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            _write(f, table)
+        os.chmod(tmp, FILE_MODE)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def _write(f: h5py.File, t: Table) -> None:
+    n = len(t)
+    f.attrs["format"] = SEGMENT_FORMAT
+    f.attrs["format_version"] = SEGMENT_VERSION
+    f.attrs["created"] = time.time()
+    f.attrs["rows"] = n
+    for k, v in t.attrs.items():
+        if k not in ("format", "format_version", "rows", "created", "file"):
+            f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+    r = f.create_group("rows")
+    width = max((len(i) for i in t.ids), default=1)
+    r["id"] = np.asarray(t.ids, dtype=f"S{width}")
+    r["kind"] = t.kind_codes
+    r["kind"].attrs["names"] = json.dumps(t.kinds)
+    r["iteration"] = t.iteration
+    r["status"] = t.status
+    r["status"].attrs["names"] = json.dumps(["done", "failed"])
+    r["form"] = t.form
+    r["started"] = t.started
+    r["finished"] = t.finished
+    r["runtime"] = t.runtime
+    r["lane"] = t.lane
+    r["host"] = t.host_codes
+    r["host"].attrs["names"] = json.dumps(t.hosts)
+    e = f.create_group("errors")
+    rows = sorted(t.errors)
+    e["rows"] = np.asarray(rows, dtype=np.int64)
+    e.create_dataset("text", data=np.asarray([t.errors[i] for i in rows], dtype=object), dtype=_STR)
+    for group, columns in (("params", t.params), ("values", t.values)):
+        g = f.create_group(group)
+        for i, col in enumerate(columns):
+            _write_column(g.create_group(f"c{i:05d}"), col)
+
+
+def _write_column(g: h5py.Group, col: Column) -> None:
+    g.attrs["path"] = json.dumps(list(col.path))
+    g.attrs["kind"] = col.kind
+    g.attrs["pytype"] = col.pytype
+    g.attrs["dtype"] = col.dtype
+    if col.rows is not None:
+        g["rows"] = col.rows
+    kind = col.kind
+    if kind in ("str", "json", "callable", "repr"):
+        g.create_dataset("data", data=col.data, dtype=_STR)
+    elif kind in ("bytes", "pickle"):
+        g.create_dataset("data", data=col.data, dtype=_BYTES)
+    elif kind == "object":
+        raise ValueError("object columns exist only in memory")
+    elif kind in ("array", "ragged") and col.data.dtype == object:
+        g.create_dataset("data", data=col.data, dtype=_STR)
+    else:
+        g["data"] = col.data
+    if kind == "ragged":
+        g["offsets"] = col.offsets
+        g["shapes"] = col.shapes
+
+
+# ----------------------------------------------------------------------------- reading
+class SegmentFormatError(Exception):
+    """A file that is not a readable, complete slurmbatch segment."""
+
+
+def read_table(path: Path) -> Table:
+    """Read a segment file (read-only; never unpickles)."""
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != SEGMENT_FORMAT:
+            raise SegmentFormatError(f"not a slurmbatch segment (format={f.attrs.get('format')!r})")
+        version = int(f.attrs.get("format_version", 0))
+        if version > SEGMENT_VERSION:
+            raise SegmentFormatError(f"segment format version {version} is newer than this "
+                                     f"slurmbatch reads ({SEGMENT_VERSION}): upgrade slurmbatch")
+        r = f["rows"]
+        n = int(f.attrs["rows"])
+        ids = r["id"][()].astype(str)
+        if len(ids) != n:
+            raise SegmentFormatError(f"holds {len(ids)} ids but says it has {n} rows")
+        e = f["errors"]
+        erows = e["rows"][()]
+        etext = e["text"].asstr()[()] if len(erows) else []
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+        return Table(
+            ids=ids,
+            kinds=json.loads(r["kind"].attrs["names"]),
+            kind_codes=r["kind"][()],
+            iteration=r["iteration"][()],
+            status=r["status"][()],
+            form=r["form"][()],
+            started=r["started"][()],
+            finished=r["finished"][()],
+            runtime=r["runtime"][()],
+            lane=r["lane"][()],
+            hosts=json.loads(r["host"].attrs["names"]),
+            host_codes=r["host"][()],
+            errors={int(i): str(s) for i, s in zip(erows, etext)},
+            params=[_read_column(g) for _, g in sorted(f["params"].items())],
+            values=[_read_column(g) for _, g in sorted(f["values"].items())],
+            attrs=attrs,
+        )
+
+
+def _attr(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _read_column(g: h5py.Group) -> Column:
+    kind = str(g.attrs["kind"])
+    col = Column(path=tuple(json.loads(g.attrs["path"])), kind=kind,
+                 pytype=str(g.attrs["pytype"]), dtype=str(g.attrs["dtype"]))
+    if "rows" in g:
+        col.rows = g["rows"][()]
+    ds = g["data"]
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        col.data = ds.asstr()[()]
+    else:
+        col.data = ds[()]
+    if kind in SCALAR_KINDS and col.data.dtype != SCALAR_KINDS[kind]:
+        col.data = col.data.astype(SCALAR_KINDS[kind])
+    if kind == "ragged":
+        col.offsets = g["offsets"][()]
+        col.shapes = g["shapes"][()]
+    return col

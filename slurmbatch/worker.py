@@ -1,0 +1,132 @@
+"""The worker: runs one task's experiments, in-process or in lanes, into a sink.
+
+Every experiment's outcome becomes records (one per iteration it produced, plus one
+failure record if it raised); a failure is recorded with its traceback and the task
+goes on.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ExperimentFailed
+from .experiment import Experiment
+from .records import DONE, FAILED, Record
+from .store import Sink
+
+Outcome = tuple[list[tuple[int, Any]], int, str, float, float, float]
+"""(rows, status, error, started, finished, runtime): plain data, cheap to pickle."""
+
+
+def execute(exp: Experiment) -> Outcome:
+    """Run one experiment; never raises except for KeyboardInterrupt."""
+    rows: list[tuple[int, Any]] = []
+    started = time.time()
+    t0 = time.perf_counter()
+    try:
+        for row in exp.target.execute(exp):
+            rows.append(row)
+        status, error = DONE, ""
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # SystemExit from user code is a failure too
+        status, error = FAILED, traceback.format_exc()
+    return rows, status, error, started, time.time(), time.perf_counter() - t0
+
+
+def failure(message: str, started: float | None = None) -> Outcome:
+    now = time.time()
+    return [], FAILED, message, started or now, now, 0.0
+
+
+def to_records(exp: Experiment, out: Outcome, lane: int = -1) -> list[Record]:
+    rows, status, error, started, finished, runtime = out
+    recs = [Record(exp.id, exp.kind, exp.params, it, DONE, value, "", started, finished,
+                   runtime, lane) for it, value in rows]
+    if status != DONE:
+        it = rows[-1][0] + 1 if rows else 0
+        recs.append(Record(exp.id, exp.kind, exp.params, it, FAILED, None, error, started,
+                           finished, runtime, lane))
+    return recs
+
+
+@dataclass
+class TaskReport:
+    """What a task did: counts, failed ids and the files it wrote."""
+
+    done: int = 0
+    failed: int = 0
+    failed_ids: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM arrived: the task stops after saving what it has."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """In the main thread, turn SIGTERM into ``Interrupted`` so sinks close cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_task(experiments: Sequence[Experiment], sink: Sink, *,
+             lanes: Sequence[Mapping[str, str]] | None = None,
+             on_outcome: Callable[[Experiment, int], None] | None = None,
+             raise_errors: bool = False) -> TaskReport:
+    """Run ``experiments`` into ``sink``; ``lanes=None`` runs them in this process.
+
+    ``lanes`` holds one environment per lane process (e.g. its CUDA_VISIBLE_DEVICES).
+    The sink is closed on return, on an exception and on SIGTERM, so what finished is
+    never lost.
+    """
+    report = TaskReport()
+    t0 = time.perf_counter()
+
+    def handle(exp: Experiment, out: Outcome, lane: int) -> None:
+        status = DONE
+        for rec in to_records(exp, out, lane):
+            status = max(status, sink.add(rec).status)
+        if status == DONE:
+            report.done += 1
+        else:
+            report.failed += 1
+            report.failed_ids.append(exp.id)
+        if on_outcome is not None:
+            on_outcome(exp, status)
+        if raise_errors and status != DONE:
+            raise ExperimentFailed(exp, out[2])
+
+    try:
+        with sigterm_as_interrupt():
+            if lanes is None:
+                for exp in experiments:
+                    handle(exp, execute(exp), 0)
+                    sink.tick()
+            else:
+                from .lanes import LanePool
+
+                LanePool(experiments, lanes).run(handle, sink.tick)
+    finally:
+        sink.close()
+        report.elapsed = time.perf_counter() - t0
+    return report
+
