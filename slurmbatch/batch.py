@@ -411,9 +411,11 @@ class Batch:
         if plan.experiments and self.saveresult:
             self.folder.create()
         job = Job(self.name, self._open_sink, bar=bar, saves_files=self.saveresult)
-        report = backend.run(plan, job) if plan.experiments else Report(
-            skipped_done=plan.skipped_done, skipped_duplicates=plan.skipped_duplicates)
-        self.refresh()
+        try:
+            report = backend.run(plan, job) if plan.experiments else Report(
+                skipped_done=plan.skipped_done, skipped_duplicates=plan.skipped_duplicates)
+        finally:
+            self.refresh()  # also after Ctrl-C or raise_errors: what was stored shows
         if bar:
             print(report.summary(self.name), file=sys.stderr)
             if report.failed:

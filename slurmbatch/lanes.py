@@ -8,6 +8,7 @@ and a replacement lane is started.
 
 from __future__ import annotations
 
+import io
 import math
 import multiprocessing as mp
 import os
@@ -31,6 +32,8 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.update(env)
+    sys.stdout = _whole_lines(sys.stdout)
+    sys.stderr = _whole_lines(sys.stderr)
     code = 0
     try:
         while True:
@@ -55,6 +58,26 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+class _WholeLines(io.TextIOWrapper):
+    """Writes each completed line with one system call, so lanes' prints never interleave
+    mid-line (a line-buffered stream writes the text and its newline separately)."""
+
+    def write(self, s: str) -> int:
+        n = super().write(s)
+        if "\n" in s:
+            self.flush()
+        return n
+
+
+def _whole_lines(stream: Any) -> Any:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream  # not a real file (e.g. captured): leave it alone
+    return _WholeLines(open(fd, "wb", closefd=False), encoding=stream.encoding,
+                       errors=stream.errors)
 
 
 class _Lane:
@@ -82,6 +105,8 @@ class LanePool:
         self._pending: deque[int] = deque(range(len(experiments)))
 
     def _start(self, lane: _Lane) -> None:
+        sys.stdout.flush()  # or the child would inherit and repeat pending output
+        sys.stderr.flush()
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_lane_main, name=f"slurmbatch-lane-{lane.number}",
                                  args=(child, self.experiments, lane.env, lane.number),

@@ -71,21 +71,52 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM arrived: the task stops after saving what it has."""
 
 
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """In the main thread, turn SIGTERM into ``Interrupted`` so sinks close cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class Signals:
+    """SIGINT/SIGTERM interrupt the task, but never inside a critical section.
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(f"signal {signum}")
+    Outside one they raise at once (a long experiment is interrupted); inside one (the
+    store's bookkeeping) they are held until it ends, so no buffer is left half-updated.
+    """
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending: int | None = None
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        if signum == signal.SIGTERM:
+            raise Interrupted(f"signal {signum}")
+        raise KeyboardInterrupt
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._depth:
+            self._pending = signum
+        else:
+            self._raise(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.signal(sig, self._handler)
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if not self._depth and self._pending is not None:
+                signum, self._pending = self._pending, None
+                self._raise(signum)
 
 
 def run_task(experiments: Sequence[Experiment], sink: Sink, *,
@@ -100,33 +131,40 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
     """
     report = TaskReport()
     t0 = time.perf_counter()
+    signals = Signals()
 
     def handle(exp: Experiment, out: Outcome, lane: int) -> None:
         status = DONE
-        for rec in to_records(exp, out, lane):
-            status = max(status, sink.add(rec).status)
-        if status == DONE:
-            report.done += 1
-        else:
-            report.failed += 1
-            report.failed_ids.append(exp.id)
-        if on_outcome is not None:
-            on_outcome(exp, status)
+        with signals.critical():
+            for rec in to_records(exp, out, lane):
+                status = max(status, sink.add(rec).status)
+            if status == DONE:
+                report.done += 1
+            else:
+                report.failed += 1
+                report.failed_ids.append(exp.id)
+            if on_outcome is not None:
+                on_outcome(exp, status)
         if raise_errors and status != DONE:
             raise ExperimentFailed(exp, out[2])
 
-    try:
-        with sigterm_as_interrupt():
+    def tick() -> None:
+        with signals.critical():
+            sink.tick()
+
+    with signals.installed():
+        try:
             if lanes is None:
                 for exp in experiments:
                     handle(exp, execute(exp), 0)
-                    sink.tick()
+                    tick()
             else:
                 from .lanes import LanePool
 
-                LanePool(experiments, lanes).run(handle, sink.tick)
-    finally:
-        sink.close()
-        report.elapsed = time.perf_counter() - t0
+                LanePool(experiments, lanes).run(handle, tick)
+        finally:
+            with signals.critical():
+                sink.close()
+            report.elapsed = time.perf_counter() - t0
     return report
 

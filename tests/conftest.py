@@ -1,0 +1,28 @@
+"""Shared fixtures: every test runs in its own empty working directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def run_script(path: Path | str, *args: str, cwd: Path | None = None,
+               timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a Python script with slurmbatch importable; return the completed process."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run([sys.executable, str(path), *args], cwd=cwd, env=env, timeout=timeout,
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{path} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,380 @@
+"""Batch/Run API: parameters, ids, dedup, executors, failures and retry, ResultRun, save_ids."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import slurmbatch
+from slurmbatch import Batch, OptionError, ParameterError, Run
+
+LOG = "executions.log"
+
+
+def _log(tag: str) -> None:
+    with open(os.environ.get("SB_TEST_LOG", LOG), "a") as f:
+        f.write(f"{tag}\n")
+
+
+def executions() -> list[str]:
+    path = Path(LOG)
+    return path.read_text().split() if path.exists() else []
+
+
+class Square(Run):
+    def run(self, x=1, scale=1.0):
+        _log(f"{x}:{scale}")
+        return {"y": x * x * scale, "pid": os.getpid()}
+
+
+class Other(Run):
+    def run(self, x=1, scale=1.0):
+        return {"y": -x}
+
+
+class Flaky(Run):
+    """Fails for odd x until the file 'heal' exists."""
+
+    def run(self, x=0):
+        _log(f"flaky{x}")
+        if x % 2 and not Path("heal").exists():
+            raise ValueError(f"odd x={x} is not allowed")
+        return x
+
+
+class Needs(Run):
+    def run(self, a, b=2, _secret=7):
+        return {"sum": a + b, "secret": _secret}
+
+
+class AnyParams(Run):
+    def run(self, **kw):
+        return dict(kw)
+
+
+@pytest.fixture(autouse=True)
+def _log_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SB_TEST_LOG", str(tmp_path / LOG))
+
+
+# -- parameters and ids ----------------------------------------------------------------
+def test_parameters_are_defaults_updated_with_given() -> None:
+    b = Batch("p")
+    r = b.add_run(Square, {"x": 3})
+    assert r.parameters == {"x": 3, "scale": 1.0}
+    assert r.index == 0 and len(r.id) == 40
+    assert b.add_run(Square, x=3).id == r.id  # keywords work like the dict
+
+
+def test_unknown_and_missing_parameters_are_clear_errors() -> None:
+    b = Batch("p")
+    with pytest.raises(ParameterError, match=r"no parameter 'z'.*parameters are: x, scale"):
+        b.add_run(Square, {"z": 1})
+    with pytest.raises(ParameterError, match=r"needs parameter.*a"):
+        b.add_run(Needs, {})
+    assert b.run == []
+    assert not Path("_res").exists()  # nothing written on bad input
+
+
+def test_private_parameters_are_passed_but_not_part_of_the_id(tmp_path: Path) -> None:
+    b = Batch("p")
+    r = b.add_run(Needs, {"a": 1})
+    assert r.parameters == {"a": 1, "b": 2}
+    b(executor="debug", bar=False)
+    assert r.result == {"sum": 3, "secret": 7}
+
+
+def test_var_keyword_run_accepts_any_parameter() -> None:
+    b = Batch("p", saveresult=False)
+    r = b.add_run(AnyParams, {"q": 1, "w": "x"})
+    b(executor="debug", bar=False)
+    assert r.result == {"q": 1, "w": "x"}
+
+
+def test_bad_run_classes_are_refused() -> None:
+    class NoRun(Run):
+        pass
+
+    class NotARun:
+        def run(self):
+            return 1
+
+    b = Batch("p")
+    with pytest.raises(ParameterError, match="no run method"):
+        b.add_run(NoRun, {})
+    with pytest.raises(ParameterError, match="not a Run class"):
+        b.add_run(NotARun, {})
+
+
+def test_ids_distinguish_kind_key_order_and_types() -> None:
+    b = Batch("p")
+    same1 = b.add_run(Square, {"x": 1, "scale": 2.0})
+    same2 = b.add_run(Square, {"scale": 2.0, "x": 1})
+    swapped = b.add_run(Square, {"x": 2, "scale": 1.0})
+    other = b.add_run(Other, {"x": 1, "scale": 2.0})
+    as_int = b.add_run(Square, {"x": 1, "scale": 2})
+    assert same1.id == same2.id
+    assert len({same1.id, swapped.id, other.id, as_int.id}) == 4
+
+
+def test_custom_kind_and_set_id() -> None:
+    class Renamed(Run):
+        kind = "square-v1"
+
+        def run(self, x=1, scale=1.0):
+            return x
+
+    class Custom(Run):
+        def run(self, x=1):
+            return x
+
+        def set_id(self, parameters):
+            return f"x{parameters['x']}"
+
+    b = Batch("p")
+    assert b.add_run(Renamed, {"x": 2}).id == slurmbatch.experiment_id(
+        "square-v1", {"x": 2, "scale": 1.0})
+    assert b.add_run(Custom, {"x": 5}).id == "x5"
+
+
+def test_add_factorial_runs_order_and_scalar_wrapping() -> None:
+    b = Batch("p")
+    runs = b.add_factorial_runs(Square, {"x": [1, 2], "scale": 3.0})
+    assert [r.parameters for r in runs] == [{"x": 1, "scale": 3.0}, {"x": 2, "scale": 3.0}]
+    assert [r.index for r in b.run] == [0, 1]
+    strs = b.add_factorial_runs(AnyParams, {"name": "abc", "n": [1, 2]})
+    assert [r.parameters for r in strs] == [{"name": "abc", "n": 1}, {"name": "abc", "n": 2}]
+    with pytest.raises(ParameterError, match="empty list"):
+        b.add_factorial_runs(Square, {"x": []})
+
+
+# -- running -------------------------------------------------------------------------
+def test_identical_runs_are_computed_once() -> None:
+    b = Batch("dup")
+    b.add_run(Square, {"x": 4})
+    b.add_factorial_runs(Square, {"x": [4, 5], "scale": [1.0]})
+    report = b(workers=2, bar=False)
+    assert report.executed == 2 and report.skipped_duplicates == 1
+    assert sorted(executions()) == ["4:1.0", "5:1.0"]
+    assert b.run[0].result["y"] == b.run[1].result["y"] == 16.0
+    assert all(r.done for r in b.run)
+
+
+def test_results_come_from_disk_in_a_new_batch_object() -> None:
+    b = Batch("again")
+    b.add_factorial_runs(Square, {"x": list(range(10))})
+    b(bar=False)
+    again = Batch("again")
+    again.add_factorial_runs(Square, {"x": list(range(12))})
+    assert [r.done for r in again.run] == [True] * 10 + [False] * 2
+    report = again(bar=False)
+    assert report.executed == 2 and report.skipped_done == 10
+    assert sorted(executions()) == sorted(f"{x}:1.0" for x in range(12))
+
+
+def test_debug_runs_in_process_and_local_in_other_processes() -> None:
+    b = Batch("where", saveresult=False)
+    b.add_factorial_runs(Square, {"x": list(range(6))})
+    b(executor="debug", bar=False)
+    assert {r.result["pid"] for r in b.run} == {os.getpid()}
+    b2 = Batch("where2", saveresult=False)
+    b2.add_factorial_runs(Square, {"x": list(range(40))})
+    b2(executor="local", workers=2, bar=False)
+    pids = {r.result["pid"] for r in b2.run}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def test_saveresult_false_writes_nothing_and_keeps_objects(tmp_path: Path) -> None:
+    class Obj(Run):
+        def run(self, x=1):
+            return {"obj": complex(x, 1), "set": {x}}
+
+    b = Batch("mem", saveresult=False)
+    b.add_factorial_runs(Obj, {"x": [1, 2]})
+    b(executor="debug", bar=False)
+    assert b.run[1].result == {"obj": complex(2, 1), "set": {2}}
+    assert b.run[0].filename is None
+    assert list(tmp_path.iterdir()) == []
+    assert len(b.results.df) == 2
+
+
+def test_failures_are_recorded_and_retried() -> None:
+    b = Batch("flaky")
+    b.add_factorial_runs(Flaky, {"x": list(range(6))})
+    report = b(workers=2, bar=False)
+    assert (report.done, report.failed) == (3, 3)
+    assert sorted(r.parameters["x"] for r in b.failed) == [1, 3, 5]
+    failed = b.run[1]
+    assert failed.status == "failed" and not failed.done and failed.result is None
+    assert "ValueError: odd x=1 is not allowed" in failed.error
+    assert "Traceback" in failed.error
+    table = b.results.failed
+    assert len(table) == 3 and table["error"].str.contains("ValueError").all()
+    # a second call retries exactly the failures; they fail again
+    report = b(workers=2, bar=False)
+    assert report.executed == 3 and report.failed == 3
+    # once healed, the next call completes them and nothing else
+    Path("heal").touch()
+    before = len(executions())
+    report = b(workers=2, bar=False)
+    assert report.executed == 3 and report.done == 3
+    assert len(executions()) - before == 3
+    assert b.failed == [] and [r.result for r in b.run] == list(range(6))
+    assert b.results.failed.empty
+
+
+def test_summary_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    b = Batch("sum")
+    b.add_factorial_runs(Flaky, {"x": [0, 1]})
+    b(executor="debug")
+    err = capsys.readouterr().err
+    assert "1 done, 1 failed" in err and "batch.failed" in err
+
+
+def test_debug_raise_errors_stops_at_first_failure() -> None:
+    b = Batch("raise")
+    b.add_factorial_runs(Flaky, {"x": [0, 1, 2]})
+    with pytest.raises(slurmbatch.ExperimentFailed, match="odd x=1"):
+        b(executor="debug", raise_errors=True, bar=False)
+    assert b.run[0].done and b.run[1].status == "failed" and b.run[2].status == "pending"
+
+
+def test_run_call_computes_one_run() -> None:
+    b = Batch("call")
+    b.add_factorial_runs(Square, {"x": [1, 2, 3]})
+    assert b.run[2]() == {"y": 9.0, "pid": os.getpid()}
+    assert [r.done for r in b.run] == [False, False, True]
+
+
+def test_runs_argument_selects_indices() -> None:
+    b = Batch("sel")
+    b.add_factorial_runs(Square, {"x": [1, 2, 3]})
+    b(runs=[0, 2], executor="debug", bar=False)
+    assert [r.done for r in b.run] == [True, False, True]
+    with pytest.raises(ParameterError, match="run indices"):
+        b(runs=[7], bar=False)
+
+
+def test_bad_executor_and_options_fail_before_writing() -> None:
+    b = Batch("opts")
+    b.add_run(Square, {"x": 1})
+    with pytest.raises(OptionError, match="choose one of: local, debug"):
+        b(executor="cloud")
+    with pytest.raises(OptionError, match=r"no option.*gpus.*valid options: workers"):
+        b(executor="local", gpus=1)
+    with pytest.raises(OptionError, match="workers=0"):
+        b(workers=0)
+    with pytest.raises(OptionError, match="raise_errors"):
+        b(executor="debug", raise_errors="yes")
+    assert not Path("_res").exists()
+
+
+def test_bad_names_and_foreign_folders_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="not usable as a folder name"):
+        Batch("a/b")
+    with pytest.raises(OptionError):
+        Batch("")
+    (tmp_path / "_res" / "theirs").mkdir(parents=True)
+    (tmp_path / "_res" / "theirs" / "data.txt").write_text("x")
+    with pytest.raises(slurmbatch.StoreError, match="not a slurmbatch batch folder"):
+        Batch("theirs")
+
+
+def test_unstorable_result_is_a_failure_with_the_fix() -> None:
+    class Weird(Run):
+        def run(self, x=1):
+            return {"obj": object()}
+
+    b = Batch("weird")
+    b.add_run(Weird, {})
+    report = b(executor="debug", bar=False)
+    assert report.failed == 1
+    assert "pickle_results=True" in b.run[0].error and "'obj'" in b.run[0].error
+
+
+class Pt:
+    def __init__(self, x):
+        self.x = x
+
+    def __eq__(self, other):
+        return isinstance(other, Pt) and other.x == self.x
+
+
+def test_pickle_results_opt_in() -> None:
+    class Weird(Run):
+        def run(self, x=1):
+            return {"p": Pt(x)}
+
+    b = Batch("pick", pickle_results=True)
+    b.add_run(Weird, {"x": 3})
+    b(executor="debug", bar=False)
+    assert b.run[0].result == {"p": Pt(3)}
+    with pytest.raises(Exception, match="allow_pickle"):
+        slurmbatch.collect("_res/pick").result(b.run[0].id)
+
+
+# -- queries -------------------------------------------------------------------------
+def test_get_runs_with_operators() -> None:
+    b = Batch("q")
+    b.add_factorial_runs(AnyParams, {"A": [1, 2, 3, 4], "B": [[2, 5, 8], [1, 9]],
+                                     "op": [min, max], "f": [0.1 + 0.2]})
+    assert {r.parameters["A"] for r in b.get_runs_with(A__ge=3)} == {3, 4}
+    assert {r.parameters["A"] for r in b.get_runs_with(A__le=2)} == {1, 2}
+    assert {r.parameters["A"] for r in b.get_runs_with(A__gt=3)} == {4}
+    assert {r.parameters["A"] for r in b.get_runs_with(A__lt=2)} == {1}
+    assert {r.parameters["A"] for r in b.get_runs_with(A__ne=1)} == {2, 3, 4}
+    assert {r.parameters["A"] for r in b.get_runs_with(A__in=[1, 4])} == {1, 4}
+    assert len(b.get_runs_with(B=[2, 5, 8], op=max)) == 4
+    assert len(b.get_runs_with(B=np.array([1, 9]))) == 8
+    assert len(b.get_runs_with(B__ne=[1, 9], op__ne=min)) == 4
+    assert len(b.get_runs_with(f=0.3)) == 16  # floats compare with isclose, like batchpy
+    with pytest.raises(ParameterError, match="no run has a parameter 'C'"):
+        b.get_runs_with(C=1)
+
+
+def test_results_table_and_filters_match_runs() -> None:
+    b = Batch("tab")
+    b.add_factorial_runs(Square, {"x": [1, 2, 3], "scale": [1.0, 2.0]})
+    b(bar=False)
+    df = b.results.df
+    assert list(df.columns[:3]) == ["id", "x", "scale"] and "y" in df.columns
+    assert len(df) == 6 and set(df["id"]) == {r.id for r in b.run}
+    sub = b.results.filter(x__ge=2, scale=2.0)
+    assert sorted(sub.df["y"]) == [8.0, 18.0]
+    assert sorted(sub.ids) == sorted(r.id for r in b.get_runs_with(x__ge=2, scale=2.0))
+    assert b.results["y"][b.run[5].id] == 18.0
+
+
+# -- ResultRun and save_ids ---------------------------------------------------------
+def test_resultrun_reads_parameters_and_results_without_the_class() -> None:
+    b = Batch("rr")
+    b.add_factorial_runs(Square, {"x": [2, 3]})
+    b(bar=False)
+    ids = [r.id for r in b.run]
+    rb = Batch("rr")
+    runs = rb.add_resultrun([*ids, "0" * 40])
+    assert runs[0].done and runs[0].result["y"] == 4.0
+    assert runs[1].parameters == {"x": 3, "scale": 1.0}
+    assert not runs[2].done and runs[2].parameters == {}
+    report = rb(bar=False)  # nothing to compute, the unknown one is reported
+    assert report.executed == 0
+    single = Batch("rr").add_resultrun(ids[0])
+    assert single[0].result["y"] == 4.0
+
+
+def test_save_ids_npy_and_py() -> None:
+    b = Batch("ids", path="out")
+    b.add_factorial_runs(Square, {"x": [1, 2, 3]})
+    path = b.save_ids()
+    assert path == Path("out/ids_ids.npy")
+    loaded = np.load(path)  # no allow_pickle needed
+    assert loaded.tolist() == [r.id for r in b.run]
+    py = b.save_ids("ids.py")
+    namespace: dict = {}
+    exec(py.read_text(), namespace)
+    assert namespace["ids"] == [r.id for r in b.run]
+    with pytest.raises(OptionError):
+        b.save_ids("ids.txt")

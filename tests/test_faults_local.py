@@ -1,0 +1,157 @@
+"""Real faults on the local backend: killed lanes and killed batch processes lose only
+unfinished work, and the next call completes exactly what is missing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import slurmbatch
+from slurmbatch import Batch, Run
+
+from conftest import ROOT
+
+
+class Victim(Run):
+    """Writes its pid to pid-<x> and sleeps long enough to be killed, unless healed."""
+
+    def run(self, x=0):
+        Path(f"pid-{x}").write_text(str(os.getpid()))
+        if x == 3 and not Path("heal").exists():
+            time.sleep(30)
+        return {"x": x}
+
+
+def _kill_when_running(x: int) -> threading.Thread:
+    def killer() -> None:
+        path = Path(f"pid-{x}")
+        deadline = time.monotonic() + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.kill(int(path.read_text()), signal.SIGKILL)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    return t
+
+
+def test_sigkill_of_a_lane_loses_only_its_running_experiment() -> None:
+    b = Batch("lane")
+    b.add_factorial_runs(Victim, {"x": list(range(12))})
+    killer = _kill_when_running(3)
+    t0 = time.monotonic()
+    report = b(workers=2, bar=False)
+    killer.join()
+    assert time.monotonic() - t0 < 25  # the killed experiment did not run to its end
+    assert (report.done, report.failed) == (11, 1)
+    victim = b.run[3]
+    assert victim.status == "failed" and "LaneDied" in victim.error and "signal 9" in victim.error
+    assert all(r.done for r in b.run if r is not victim)
+    Path("heal").touch()
+    report = b(workers=2, bar=False)
+    assert report.executed == 1 and report.done == 1
+    assert [r.result for r in b.run] == [{"x": x} for x in range(12)]
+
+
+SCRIPT = """
+import sys, time, slurmbatch
+
+class Slow(slurmbatch.Run):
+    def run(self, x=0):
+        with open('started.log', 'a') as f:
+            f.write(f'{x}\\n')
+        time.sleep(0.04)
+        return {'x2': 2 * x}
+
+N = int(sys.argv[1])
+b = slurmbatch.Batch('crash', segment_seconds=0.25)
+b.add_factorial_runs(Slow, {'x': list(range(N))})
+report = b(workers=2, bar=False)
+print('EXECUTED', report.executed, flush=True)
+"""
+
+
+def _start(script: Path, n: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(script), str(n)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_segments(count: int, proc: subprocess.Popen) -> None:
+    seg = Path("_res/crash/segments")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if seg.is_dir() and len([p for p in seg.iterdir() if p.suffix == ".h5"]) >= count:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("no segments appeared")
+
+
+def _started() -> Counter:
+    return Counter(int(x) for x in Path("started.log").read_text().split())
+
+
+def _done_xs() -> list[int]:
+    df = slurmbatch.collect("_res/crash").df
+    return sorted(int(v) // 2 for v in df["x2"])
+
+
+def test_sigkill_of_the_batch_process_group_then_resume(tmp_path: Path) -> None:
+    n = 400
+    script = tmp_path / "crash.py"
+    script.write_text(SCRIPT)
+    proc = _start(script, n)
+    _wait_for_segments(2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the batch process and its lanes
+    proc.wait()
+    saved = _done_xs()
+    assert 0 < len(saved) < n and len(set(saved)) == len(saved)
+    started_first = _started()
+    # resume in a new process: exactly the missing runs are executed
+    proc = _start(script, n)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"EXECUTED {n - len(saved)}" in out
+    final = _done_xs()
+    assert final == list(range(n))  # every run once, none duplicated
+    started = _started()
+    for x in saved:  # what was saved before the crash never ran again
+        assert started[x] == started_first[x] == 1
+
+
+def _graceful(tmp_path: Path, sig: int) -> None:
+    n = 400
+    script = tmp_path / "crash.py"
+    script.write_text(SCRIPT)
+    proc = _start(script, n)
+    _wait_for_segments(1, proc)
+    os.kill(proc.pid, sig)  # only the batch process; it stops its lanes itself
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    saved = _done_xs()
+    started = _started()
+    # everything that finished was saved: at most the two running experiments are lost
+    assert 0 < len(saved) <= len(started) <= len(saved) + 2
+    assert set(saved) <= set(started)
+    assert not list(Path("_res/crash/segments").glob(".*.tmp"))
+    proc = _start(script, n)
+    out, _ = proc.communicate(timeout=120)
+    assert f"EXECUTED {n - len(saved)}" in out
+    assert _done_xs() == list(range(n))
+
+
+def test_sigterm_saves_everything_finished(tmp_path: Path) -> None:
+    _graceful(tmp_path, signal.SIGTERM)
+
+
+def test_ctrl_c_saves_everything_finished(tmp_path: Path) -> None:
+    _graceful(tmp_path, signal.SIGINT)
