@@ -211,6 +211,10 @@ def _check_json_keys(v: Any) -> None:
             _check_json_keys(item)
 
 
+_FAST_SIGS = {float: ("float", "", ""), str: ("str", "", ""), bool: ("bool", "", ""),
+              int: ("int", "", "")}
+
+
 class LeafEncoder:
     """Classifies leaves into (signature, payload); unknown objects are refused or pickled."""
 
@@ -222,6 +226,11 @@ class LeafEncoder:
 
     def leaf(self, v: Any) -> tuple[tuple[str, str, str], Any]:
         """``((kind, pytype, dtype), payload)`` for one leaf value."""
+        t = type(v)
+        if t is float or t is str or t is bool:
+            return _FAST_SIGS[t], v
+        if t is int and _INT_MIN <= v <= _INT_MAX:
+            return _FAST_SIGS[t], v
         if v is None:
             return ("none", "", ""), None
         sk = _scalar_kind(v)
@@ -296,13 +305,14 @@ def flatten(value: Any, enc: LeafEncoder) -> tuple[int, list[tuple[tuple[str, ..
 
 
 def _flatten_dict(d: dict, prefix: tuple[str, ...], enc: LeafEncoder, out: list) -> None:
+    leaf = enc.leaf
     for k, v in d.items():
-        path = (*prefix, k)
+        path = (*prefix, k) if prefix else (k,)
         if type(v) is dict and v and all(type(kk) is str for kk in v):
             _flatten_dict(v, path, enc, out)
         else:
             try:
-                sig, payload = enc.leaf(v)
+                sig, payload = leaf(v)
             except Unstorable as exc:
                 raise Unstorable(f"key {'.'.join(path)!r}: {exc}") from None
             out.append((path, sig, payload))

@@ -84,7 +84,7 @@ class Results:
         """Files that could not be read, by name, with the reason."""
         self._sel = self._select() if _selection is None else _selection
         self._df: pd.DataFrame | None = None
-        self._pos: dict[str, int] | None = None
+        self._pos: dict[str, tuple[int, int]] | None = None
 
     # -- selection ------------------------------------------------------------------
     def _select(self) -> pd.DataFrame:
@@ -211,20 +211,22 @@ class Results:
                 f"table(s){extra}>")
 
     # -- one experiment -----------------------------------------------------------------
-    def _positions(self) -> dict[str, int]:
+    def _positions(self) -> dict[str, tuple[int, int]]:
+        """id -> (table, row) of its first done record (iteration 0 for batch style)."""
         if self._pos is None:
             done = self._done()
-            ids = done["id"].to_numpy()
-            # first row of each id (iteration 0 for batch style)
-            self._pos = {i: k for k, i in reversed(list(zip(done.index.to_numpy(), ids)))}
+            keys = zip(done["id"].tolist(), done["t"].tolist(), done["row"].tolist())
+            pos: dict[str, tuple[int, int]] = {}
+            for i, t, row in keys:
+                pos.setdefault(i, (t, row))
+            self._pos = pos
         return self._pos
 
     def _locate(self, exp_id: str) -> tuple[Table, int]:
-        k = self._positions().get(exp_id)
-        if k is None:
+        hit = self._positions().get(exp_id)
+        if hit is None:
             raise KeyError(f"no successful result for id {exp_id!r}")
-        t, row = self._sel.at[k, "t"], self._sel.at[k, "row"]
-        return self._tables[int(t)], int(row)
+        return self._tables[hit[0]], hit[1]
 
     def result(self, exp_id: str) -> Any:
         """The value the experiment returned (KeyError if it has no successful result)."""
