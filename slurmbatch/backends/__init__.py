@@ -35,6 +35,8 @@ class Report:
     skipped_duplicates: int = 0
 
     def summary(self, name: str) -> str:
+        if not self.executed:
+            return f"slurmbatch {name!r}: nothing to run: {self.skipped_done} already done"
         parts = [f"{self.done} done", f"{self.failed} failed"]
         if self.skipped_done:
             parts.append(f"{self.skipped_done} already done")
