@@ -1,0 +1,27 @@
+"""Every Python code block of the README and docs/ runs (in order, one namespace per file)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def blocks(path: Path) -> list[str]:
+    return BLOCK.findall(path.read_text())
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if blocks(p)], ids=lambda p: p.name)
+def test_code_blocks_run(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if path.name == "format.md":  # reads a segment: make one with the README's example
+        exec("\n".join(blocks(ROOT / "README.md")), {"__name__": "readme"})
+    namespace: dict = {"__name__": path.stem}
+    for code in blocks(path):
+        exec(compile(code, str(path), "exec"), namespace)
+    capsys.readouterr()
