@@ -54,7 +54,7 @@ def main_module_name() -> str:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
     if spec is not None and spec.name and spec.name != "__main__":
-        return spec.name.removesuffix(".__main__")
+        return spec.name  # `python -m pkg.exp` -> pkg.exp, `python -m pkg` -> pkg.__main__
     file = getattr(main, "__file__", None)
     if file:
         return pathlib.Path(file).stem
@@ -86,8 +86,8 @@ _FIX_CALLABLE = (
 class Encoder:
     """Canonical byte encoding of parameter values.
 
-    One encoder may encode many values; it memoises encodings of the objects it has
-    seen (keeping them alive), so factorial grids that share values are cheap.
+    It memoises the encodings of callables and classes (their identity is their name);
+    containers are encoded afresh every time, as they may change between calls.
     """
 
     def __init__(self) -> None:
@@ -99,6 +99,9 @@ class Encoder:
         """Bytes that are equal exactly when the values define the same experiment."""
         try:
             return self._enc(value)
+        except _Unencodable as exc:
+            where = "value" + "".join(reversed(exc.path))
+            raise IdError(f"{where}: {exc.reason}; fix: {exc.fix}") from None
         except RecursionError:
             raise IdError("a parameter contains a reference cycle or is nested too deeply; "
                           "pass plain, finite data") from None
@@ -144,12 +147,15 @@ class Encoder:
         fast = _SCALARS.get(t)
         if fast is not None:
             return fast(v)
+        if t in _CONTAINERS:
+            return self._enc_object(v, t)
         key = id(v)
         hit = self._memo.get(key)
         if hit is not None and hit[0] is v:
             return hit[1]
         out = self._enc_object(v, t)
-        self._memo[key] = (v, out)
+        if callable(v) and not isinstance(v, np.ndarray):
+            self._memo[key] = (v, out)
         return out
 
     def _enc_items(self, tag: bytes, items: Any) -> bytes:
@@ -200,7 +206,7 @@ class Encoder:
         if isinstance(v, pathlib.PurePath):
             return b"p" + _enc_str(v.as_posix())
         if isinstance(v, (list, tuple)):  # subclasses, e.g. namedtuples
-            return _enc_str(qualified_name(t, self._main)) + self._enc_items(b"t", v)
+            return b"n" + _enc_str(qualified_name(t, self._main)) + self._enc_items(b"t", v)
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             fields = {f.name: getattr(v, f.name) for f in dataclasses.fields(v)}
             return b"D" + _enc_str(qualified_name(t, self._main)) + self._enc(fields)
@@ -211,7 +217,7 @@ class Encoder:
             return b"u" + _enc_str(f"numpy.{v.__name__}")
         if isinstance(v, np.dtype):
             return b"y" + _enc_str(v.str)
-        if isinstance(v, type) or isinstance(v, _FUNCTION_TYPES):
+        if isinstance(v, type) or isinstance(v, _FUNCTION_TYPES) or _importable(v):
             return b"c" + _enc_str(self._callable_name(v))
         if callable(v):
             raise _Unencodable(
@@ -238,13 +244,38 @@ class Encoder:
         if a.dtype.hasobject:
             return b"A" + shape + b";" + self._enc_items(b"l", a.ravel().tolist())
         dt = repr(a.dtype.descr).encode() if a.dtype.fields else a.dtype.str.encode()
+        if a.dtype.kind in "fc":
+            nan = np.isnan(a)
+            if nan.any():  # every NaN bit pattern encodes alike, as for scalars
+                a = np.where(nan, np.array(np.nan, dtype=a.dtype), a)
         data = np.ascontiguousarray(a).tobytes()
         return (b"a" + dt + b";" + shape + b";" + str(len(data)).encode() + b":" + data)
+
+
+def _importable(v: Any) -> bool:
+    """Is ``v`` what its module exposes under its qualname (e.g. numpy's ``np.mean``)?"""
+    module = sys.modules.get(getattr(v, "__module__", None) or "")
+    qualname = getattr(v, "__qualname__", None)
+    if module is None or not isinstance(qualname, str) or "<" in qualname:
+        return False
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj is v
 
 
 def _enc_str(s: str) -> bytes:
     b = s.encode("utf-8", "surrogatepass")
     return b"s" + str(len(b)).encode() + b":" + b
+
+
+def _enc_int(v: int) -> bytes:
+    if -_BIG < v < _BIG:
+        return b"i" + str(v).encode() + b";"
+    return b"I" + hex(v).encode() + b";"  # beyond str()'s digit limit
+
+
+_BIG = 10**4000
 
 
 def _enc_float(f: float) -> bytes:
@@ -261,14 +292,16 @@ def _enc_bytes(b: bytes) -> bytes:
     return b"b" + str(len(b)).encode() + b":" + bytes(b)
 
 
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset, np.ndarray})
+
 _SCALARS: dict[type, Callable[[Any], bytes]] = {
     type(None): lambda v: b"N",
     bool: lambda v: b"T" if v else b"F",
     np.bool_: lambda v: b"T" if v else b"F",
-    int: lambda v: b"i" + str(v).encode() + b";",
+    int: lambda v: _enc_int(v),
     float: _enc_float,
     np.float64: lambda v: _enc_float(float(v)),
-    np.int64: lambda v: b"i" + str(int(v)).encode() + b";",
+    np.int64: lambda v: _enc_int(int(v)),
     complex: _enc_complex,
     str: _enc_str,
     bytes: _enc_bytes,
