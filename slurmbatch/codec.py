@@ -163,7 +163,7 @@ def _rebuild(columns: list[Column], row: int, allow_pickle: bool) -> dict[str, A
 
 
 def _as_pytype(a: np.ndarray, pytype: str, dtype: str) -> Any:
-    if dtype.startswith("<U") or dtype == "U":
+    if dtype[1:2] == "U" and not pytype:
         a = np.asarray(a).astype(str)
     if pytype == "list":
         return a.tolist()
@@ -186,10 +186,13 @@ def _scalar_kind(v: Any) -> str | None:
         return "float"
     if t is str or t is np.str_:
         return "str"
+    if t is complex or isinstance(v, np.complexfloating):
+        return "complex"
     return None
 
 
-_LIST_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": object}
+_LIST_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": object,
+                "complex": np.complex128}
 
 
 def _json_default(v: Any) -> Any:
@@ -237,10 +240,12 @@ class LeafEncoder:
         if sk is not None:
             if sk == "str":
                 return ("str", "", ""), str(v)
+            if sk == "complex":
+                return ("complex", "", ""), complex(v)
             return (sk, "", ""), v
         t = type(v)
-        if t is complex or isinstance(v, np.complexfloating):
-            return ("complex", "", ""), complex(v)
+        if isinstance(v, np.integer):  # beyond int64, e.g. a large uint64
+            return ("json", "", ""), json.dumps(int(v))
         if t is bytes or t is np.bytes_:
             return ("bytes", "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
         if isinstance(v, np.ndarray) and v.dtype.kind in "biufcUS":
@@ -251,8 +256,11 @@ class LeafEncoder:
                 kinds = {_scalar_kind(x) for x in v}
                 if len(kinds) == 1 and None not in kinds:
                     (k,) = kinds
-                    arr = np.array(v, dtype=_LIST_DTYPES[k]) if k != "str" else np.array(
-                        [str(x) for x in v], dtype=str)
+                    if k == "str":  # object, not numpy's U dtype, which drops trailing NULs
+                        arr = np.empty(len(v), dtype=object)
+                        arr[:] = [str(x) for x in v]
+                    else:
+                        arr = np.array(v, dtype=_LIST_DTYPES[k])
                     dt = arr.dtype.str if k != "str" else "<U"
                     return ("array", t.__name__, f"{dt}/1"), arr
             return self._json(v)
@@ -514,8 +522,13 @@ def _merge_columns(tables: list[Table], which: str, offsets: list[int], total: i
     groups: dict[tuple, list[tuple[int, int, Column]]] = {}
     for t, off in zip(tables, offsets):
         for c in getattr(t, which):
-            kind = "array" if c.kind == "ragged" else c.kind
-            groups.setdefault((c.path, kind, c.pytype, c.dtype), []).append((off, len(t), c))
+            kind, ndim = c.kind, -1
+            if kind == "ragged":
+                kind, ndim = "array", c.shapes.shape[1]
+            elif kind == "array":
+                ndim = c.data.ndim - 1
+            key = (c.path, kind, c.pytype, c.dtype, ndim)
+            groups.setdefault(key, []).append((off, len(t), c))
     return [_concat_columns(m, total) for m in groups.values()]
 
 

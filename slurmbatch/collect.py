@@ -77,7 +77,7 @@ class Collector:
             if name not in present:  # removed (e.g. consolidated away)
                 del self._seen[name]
                 changed |= self._tables.pop(name, None) is not None
-                self.problems.pop(name, None)
+                changed |= self.problems.pop(name, None) is not None
         if changed or self._results is None:
             self._results = Results(self._tables.values(), iterations=self.iterations,
                                     allow_pickle=self.allow_pickle, problems=self.problems)

@@ -7,6 +7,7 @@ processes) therefore never reach the table.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,11 +19,21 @@ from .errors import ParameterError
 from .query import mask, parse
 from .records import DONE, FAILED, STATUS_NAMES
 
-_META = ("id", "iteration", "status", "runtime", "started", "finished")
+PICKLED = "<pickled: read with allow_pickle=True>"
 
 
 def _full(col: Column, n: int, allow_pickle: bool) -> np.ndarray:
     """The column as a length-``n`` array; rows without a value hold NaN."""
+    if col.kind == "pickle" and not allow_pickle:
+        warnings.warn(f"column {col.name!r} holds pickled values, shown as {PICKLED!r}: "
+                      "pass allow_pickle=True to read them (only for files you trust)",
+                      stacklevel=4)
+        vals = np.full(len(col), PICKLED, dtype=object)
+        if col.rows is None:
+            return vals
+        out = np.full(n, np.nan, dtype=object)
+        out[col.rows] = vals
+        return out
     if col.kind in SCALAR_KINDS and col.kind != "complex":
         if col.rows is None:
             return col.data

@@ -92,12 +92,13 @@ class SegmentWriter:
         """Write the open segment now (if it holds anything)."""
         if not len(self._builder):
             return None
-        builder, self._builder = self._builder, self._new_builder()
         name = (f"seg-{self.tag}-{self.host}-{os.getpid()}-{self._seq:05d}-"
                 f"{secrets.token_hex(3)}{SEGMENT_SUFFIX}")
-        self._seq += 1
         attrs = {**self.attrs, "pid": os.getpid(), "tag": self.tag}
-        path = write_table(self.folder / name, builder.build(attrs))
+        # on failure (e.g. a full disk) the records stay buffered for the next attempt
+        path = write_table(self.folder / name, self._builder.build(attrs))
+        self._builder = self._new_builder()
+        self._seq += 1
         self.written.append(path)
         return path
 
@@ -173,7 +174,7 @@ def _write(f: h5py.File, t: Table) -> None:
     e = f.create_group("errors")
     rows = sorted(t.errors)
     e["rows"] = np.asarray(rows, dtype=np.int64)
-    e.create_dataset("text", data=np.asarray([t.errors[i] for i in rows], dtype=object), dtype=_STR)
+    _write_text(e, "text", np.asarray([t.errors[i] for i in rows], dtype=object))
     for group, columns in (("params", t.params), ("values", t.values)):
         g = f.create_group(group)
         for i, col in enumerate(columns):
@@ -189,18 +190,39 @@ def _write_column(g: h5py.Group, col: Column) -> None:
         g["rows"] = col.rows
     kind = col.kind
     if kind in ("str", "json", "callable", "repr"):
-        g.create_dataset("data", data=col.data, dtype=_STR)
+        _write_text(g, "data", col.data)
     elif kind in ("bytes", "pickle"):
         g.create_dataset("data", data=col.data, dtype=_BYTES)
     elif kind == "object":
         raise ValueError("object columns exist only in memory")
     elif kind in ("array", "ragged") and col.data.dtype == object:
-        g.create_dataset("data", data=col.data, dtype=_STR)
+        _write_text(g, "data", col.data)
     else:
         g["data"] = col.data
     if kind == "ragged":
         g["offsets"] = col.offsets
         g["shapes"] = col.shapes
+
+
+def _write_text(g: h5py.Group, name: str, values: np.ndarray) -> None:
+    """UTF-8 strings; text containing NUL (which HDF5 strings cannot hold) as UTF-8 bytes."""
+    flat = values.ravel()
+    if any("\x00" in v for v in flat):
+        raw = np.empty(flat.shape, dtype=object)
+        raw[:] = [np.frombuffer(v.encode("utf-8", "surrogatepass"), dtype=np.uint8) for v in flat]
+        ds = g.create_dataset(name, data=raw.reshape(values.shape), dtype=_BYTES)
+        ds.attrs["text_encoding"] = "utf-8"
+    else:
+        g.create_dataset(name, data=values, dtype=_STR)
+
+
+def _read_text(ds: h5py.Dataset) -> np.ndarray:
+    if ds.attrs.get("text_encoding") == "utf-8":
+        raw = ds[()]
+        out = np.empty(raw.shape, dtype=object)
+        out.ravel()[:] = [bytes(b).decode("utf-8", "surrogatepass") for b in raw.ravel()]
+        return out
+    return ds.asstr()[()]
 
 
 # ----------------------------------------------------------------------------- reading
@@ -224,7 +246,7 @@ def read_table(path: Path) -> Table:
             raise SegmentFormatError(f"holds {len(ids)} ids but says it has {n} rows")
         e = f["errors"]
         erows = e["rows"][()]
-        etext = e["text"].asstr()[()] if len(erows) else []
+        etext = _read_text(e["text"]) if len(erows) else []
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
         return Table(
             ids=ids,
@@ -261,10 +283,9 @@ def _read_column(g: h5py.Group) -> Column:
     if "rows" in g:
         col.rows = g["rows"][()]
     ds = g["data"]
-    if h5py.check_string_dtype(ds.dtype) is not None:
-        col.data = ds.asstr()[()]
-    else:
-        col.data = ds[()]
+    textual = kind in ("str", "json", "callable", "repr") or (
+        kind in ("array", "ragged") and col.dtype[1:2] == "U")
+    col.data = _read_text(ds) if textual else ds[()]
     if kind in SCALAR_KINDS and col.data.dtype != SCALAR_KINDS[kind]:
         col.data = col.data.astype(SCALAR_KINDS[kind])
     if kind == "ragged":

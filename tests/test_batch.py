@@ -312,8 +312,13 @@ def test_pickle_results_opt_in() -> None:
     b.add_run(Weird, {"x": 3})
     b(executor="debug", bar=False)
     assert b.run[0].result == {"p": Pt(3)}
+    plain = slurmbatch.collect("_res/pick")  # reading never unpickles by default
     with pytest.raises(Exception, match="allow_pickle"):
-        slurmbatch.collect("_res/pick").result(b.run[0].id)
+        plain.result(b.run[0].id)
+    with pytest.warns(UserWarning, match="allow_pickle=True"):
+        assert plain.df["p"].tolist() == ["<pickled: read with allow_pickle=True>"]
+    trusted = slurmbatch.collect("_res/pick", allow_pickle=True)
+    assert trusted.df["p"].tolist() == [Pt(3)]
 
 
 # -- queries -------------------------------------------------------------------------
