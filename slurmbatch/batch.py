@@ -76,13 +76,11 @@ class RunTarget:
     """Executes a Run class for an experiment (what the worker calls)."""
 
     cls: type[Run]
-    private: Mapping[str, Any]
 
     def execute(self, exp: Experiment) -> Iterator[tuple[int, Any]]:
         run = self.cls.__new__(self.cls)
-        run._bind(None, exp.params, exp.id, -1, exp.kind)
-        private = {k: v for k, v in self.private.items() if v is not _REQUIRED}
-        yield 0, run.run(**exp.params, **private)
+        run._bind(None, exp.params, exp.id, -1, exp.kind, exp.extra)
+        yield 0, run.run(**exp.params, **exp.extra)
 
 
 class Run:
@@ -96,12 +94,13 @@ class Run:
     kind: ClassVar[str | None] = None
 
     def __init__(self, batch: Batch | None = None, **parameters: Any) -> None:
-        self._bind(batch, parameters, "", -1, "")
+        self._bind(batch, parameters, "", -1, "", {})
 
     def _bind(self, batch: Batch | None, parameters: Mapping[str, Any], run_id: str,
-              index: int, kind: str) -> None:
+              index: int, kind: str, private: Mapping[str, Any]) -> None:
         self._batch = batch
         self._parameters = dict(parameters)
+        self._private = dict(private)
         self._id = run_id
         self._index = index
         self._kind = kind
@@ -170,8 +169,7 @@ class Run:
     @property
     def error(self) -> str | None:
         """The traceback of the latest failure, if the run failed and has no result."""
-        res = self._results()
-        return None if self._id in res else res.error(self._id)
+        return self._results().error(self._id)
 
     @property
     def status(self) -> str:
@@ -232,7 +230,6 @@ class Batch:
         self.segment_rows, self.segment_seconds = check_segment_options(
             segment_rows, segment_seconds)
         self.run: list[Run] = []
-        self._encoder = Encoder()
         self._signatures: dict[type, _Signature] = {}
         self._collector = Collector(self.folder.segments, allow_pickle=self.pickle_results)
         self._memory: list[MemorySink] = []
@@ -246,32 +243,37 @@ class Batch:
             sig = self._signatures[cls] = _signature(cls)
         return sig
 
-    def _make_run(self, cls: type[Run], given: Mapping[str, Any]) -> Run:
+    def _make_run(self, cls: type[Run], given: Mapping[str, Any], encoder: Encoder) -> Run:
         sig = self._sig(cls)
-        unknown = [k for k in given if k not in sig.defaults]
+        bad = [k for k in given if not isinstance(k, str)]
+        if bad:
+            raise ParameterError(f"parameter names must be strings, got {bad[0]!r}")
+        known = [*sig.defaults, *sig.private]
+        unknown = [k for k in given if k not in known]
         if unknown and not sig.accepts_any:
-            bad = [k for k in unknown if not isinstance(k, str)]
-            if bad:
-                raise ParameterError(f"parameter names must be strings, got {bad[0]!r}")
             raise ParameterError(
                 f"run class {cls.__qualname__} has no parameter {', '.join(map(repr, unknown))}; "
-                f"its parameters are: {', '.join(sig.defaults) or '(none)'}")
-        params = {**sig.defaults, **given}
-        missing = [k for k, v in params.items() if v is _REQUIRED]
+                f"its parameters are: {', '.join(known) or '(none)'}")
+        params = dict(sig.defaults)
+        private = dict(sig.private)
+        for k, v in given.items():
+            (private if k.startswith("_") else params)[k] = v
+        missing = [k for k, v in (params | private).items() if v is _REQUIRED]
         if missing:
             raise ParameterError(f"run class {cls.__qualname__} needs parameter(s) "
                                  f"{', '.join(missing)}: give them to add_run")
         run = cls.__new__(cls)
-        kind = self._encoder.kind_of(cls)
-        run._bind(self, params, "", len(self.run), kind)
+        kind = encoder.kind_of(cls)
+        run._bind(self, params, "", len(self.run), kind, private)
         custom = run.set_id(params)
         if custom is None:
-            run._id = self._encoder.experiment_id(kind, params)
-        elif isinstance(custom, str) and custom and custom.isprintable() and "/" not in custom:
+            run._id = encoder.experiment_id(kind, params)
+        elif (isinstance(custom, str) and 0 < len(custom) <= 200 and custom.isascii()
+              and custom.isprintable() and "/" not in custom):
             run._id = custom
         else:
-            raise IdError(f"{cls.__qualname__}.set_id returned {custom!r}: return a non-empty "
-                          "printable string without '/' (or None for the default id)")
+            raise IdError(f"{cls.__qualname__}.set_id returned {custom!r}: return 1-200 "
+                          "printable ASCII characters without '/' (or None for the default id)")
         return run
 
     def add_run(self, runclass: type[Run], parameters: Mapping[str, Any] | None = None,
@@ -279,7 +281,7 @@ class Batch:
         """Add one run of ``runclass`` with ``parameters`` (a dict, and/or keywords)."""
         if parameters is not None and not isinstance(parameters, Mapping):
             raise ParameterError(f"parameters must be a dict, got {type(parameters).__name__}")
-        run = self._make_run(runclass, {**(parameters or {}), **more})
+        run = self._make_run(runclass, {**(parameters or {}), **more}, Encoder())
         self.run.append(run)
         return run
 
@@ -291,14 +293,19 @@ class Batch:
                                  f"{type(parameters).__name__}")
         options = {}
         for k, v in parameters.items():
-            if isinstance(v, (str, bytes)) or not hasattr(v, "__len__") or isinstance(v, Mapping):
+            if isinstance(v, (set, frozenset)):
+                raise ParameterError(f"parameter {k!r} is a set, which has no order (run indices "
+                                     "would change between processes): pass a list")
+            if (isinstance(v, (str, bytes, Mapping)) or not hasattr(v, "__len__")
+                    or (isinstance(v, np.ndarray) and v.ndim == 0)):
                 v = [v]
             if len(v) == 0:
                 raise ParameterError(f"parameter {k!r} has an empty list of values: the "
                                      "factorial design would hold no runs")
             options[k] = list(v)
         keys = list(options)
-        runs = [self._make_run(runclass, dict(zip(keys, combo)))
+        encoder = Encoder()  # one per call: values of the grid are encoded once
+        runs = [self._make_run(runclass, dict(zip(keys, combo)), encoder)
                 for combo in itertools.product(*options.values())]
         for i, run in enumerate(runs):
             run._index = len(self.run) + i
@@ -314,7 +321,7 @@ class Batch:
             if not isinstance(i, (str, np.str_)) or not str(i):
                 raise ParameterError(f"run ids are strings, got {i!r}")
             run = ResultRun.__new__(ResultRun)
-            run._bind(self, {}, str(i), len(self.run), "")
+            run._bind(self, {}, str(i), len(self.run), "", {})
             self.run.append(run)
             added.append(run)
         return added
@@ -375,9 +382,8 @@ class Batch:
     @property
     def failed(self) -> list[Run]:
         """Runs whose latest attempt failed and that have no result."""
-        res = self._current_results()
-        failed = set(res.failed_ids)
-        return [r for r in self.run if r.id in failed and r.id not in res]
+        failed = set(self._current_results().failed_ids)
+        return [r for r in self.run if r.id in failed]
 
     @property
     def pending(self) -> list[Run]:
@@ -398,25 +404,26 @@ class Batch:
         selected = self._select(runs)
         results = self.refresh()
         experiments = []
+        targets: dict[type, RunTarget] = {}
         unknown = []
         for run in selected:
             if isinstance(run, ResultRun):
                 if run.id not in results:
                     unknown.append(run.id)
                 continue
-            cls = type(run)
             experiments.append(Experiment(run.id, run._kind, run.parameters,
-                                          RunTarget(cls, self._sig(cls).private)))
+                                          targets.setdefault(type(run), RunTarget(type(run))),
+                                          extra=run._private))
         plan = make_plan(experiments, done=results)
         if plan.experiments and self.saveresult:
             self.folder.create()
-        job = Job(self.name, self._open_sink, bar=bar, saves_files=self.saveresult)
+        job = Job(self.name, self._open_sink, bar=bar)
         try:
             report = backend.run(plan, job) if plan.experiments else Report(
                 skipped_done=plan.skipped_done, skipped_duplicates=plan.skipped_duplicates)
         finally:
             self.refresh()  # also after Ctrl-C or raise_errors: what was stored shows
-        if bar:
+        if bar or report.failed:
             print(report.summary(self.name), file=sys.stderr)
             if report.failed:
                 print("  failed runs: batch.failed (errors in run.error); the next call "

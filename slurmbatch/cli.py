@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .collect import Collector, collect
-from .errors import SlurmbatchError
+from .errors import SlurmbatchError, StoreError
 from .layout import BatchFolder
 
 
@@ -35,6 +35,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _collect(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if args.consolidate:
+        if not BatchFolder(folder).exists():
+            raise StoreError(f"{folder} is not a slurmbatch batch folder (no batch.json): pass "
+                             "the folder <path>/<name> of a batch, e.g. '_res/example'")
         BatchFolder(folder).check()
         merged = Collector(folder / "segments").consolidate()
         print(f"consolidated into {merged}" if merged else "nothing to consolidate")

@@ -8,6 +8,7 @@ kind, each listing the rows it covers.
 
 from __future__ import annotations
 
+import base64
 import json
 import pickle
 from collections.abc import Iterable, Mapping
@@ -16,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .ids import qualified_name
-from .records import DONE, Record
+from .errors import ResultError
+from .ids import callable_name
+from .records import DONE, FAILED, Record
 
 FORM_NONE = 0  # no result (failed, or the run returned None)
 FORM_DICT = 1  # a dict with string keys: leaves under their key paths
@@ -85,9 +87,10 @@ class Column:
             return _as_pytype(flat.reshape(tuple(self.shapes[k])), self.pytype, self.dtype)
         if kind == "pickle":
             if not allow_pickle:
-                raise Unstorable(
-                    f"column {self.name!r} holds pickled values; reading them runs code from "
-                    "the file: pass allow_pickle=True only for files you trust")
+                raise ResultError(
+                    f"{self.name!r} holds a pickled value, and unpickling runs code from the "
+                    "file: read it with Batch(..., pickle_results=True) or "
+                    "slurmbatch.collect(path, allow_pickle=True), only for files you trust")
             return pickle.loads(bytes(np.asarray(self.data[k], dtype=np.uint8)))
         if kind == "object":
             return self.data[k]
@@ -269,12 +272,7 @@ class LeafEncoder:
         if isinstance(v, dict):
             return self._json(v)
         if self.callables_as_names and callable(v):
-            key = getattr(v, "__slurmbatch_key__", None)
-            try:
-                name = key if isinstance(key, str) else qualified_name(v)
-            except Exception:
-                name = repr(v)
-            return ("callable", "", ""), name
+            return ("callable", "", ""), callable_name(v) or repr(v)
         return self._fallback(v, f"a value of type {t.__name__}")
 
     def _json(self, v: Any) -> tuple[tuple[str, str, str], Any]:
@@ -387,6 +385,24 @@ def _object_array(items: list[Any]) -> np.ndarray:
     return out
 
 
+@dataclass(slots=True)
+class Row:
+    """One record in encoded form: what a table appends and a journal logs."""
+
+    id: str
+    kind: str
+    iteration: int
+    status: int
+    form: int
+    started: float
+    finished: float
+    runtime: float
+    lane: int
+    error: str
+    values: list  # [(path, signature, payload), ...]
+    params: list
+
+
 class TableBuilder:
     """Turns records into a Table, one ``add`` at a time (values checked as they arrive)."""
 
@@ -409,46 +425,50 @@ class TableBuilder:
         self.runtime: list[float] = []
         self.lane: list[int] = []
         self.errors: dict[int, str] = {}
-        self.first_added: float | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, rec: Record) -> Record:
-        """Append one record; a value that cannot be stored turns it into a failure.
-
-        Returns the record as stored (its status and error may have changed).
-        """
-        row = len(self.ids)
+    def encode(self, rec: Record) -> Row:
+        """The record's encoded row; a value that cannot be stored makes it a failure."""
         form, leaves = FORM_NONE, []
-        if rec.status == DONE:
+        status, error = rec.status, rec.error
+        if status == DONE:
             try:
                 form, leaves = flatten(rec.value, self._values_enc)
             except Unstorable as exc:
-                rec = Record(rec.id, rec.kind, rec.params, rec.iteration, 1, None,
-                             f"ResultError: the result cannot be stored: {exc}", rec.started,
-                             rec.finished, rec.runtime, rec.lane)
+                status, error = FAILED, f"ResultError: the result cannot be stored: {exc}"
         pleaves = self._param_cache.get(rec.id)
         if pleaves is None:
             _, pleaves = flatten(dict(rec.params), self._params_enc)
             self._param_cache[rec.id] = pleaves
-        self._params.add(row, pleaves)
-        self._values.add(row, leaves)
-        self.ids.append(rec.id)
-        code = self.kinds.get(rec.kind)
+        return Row(rec.id, rec.kind, rec.iteration, status, form, rec.started, rec.finished,
+                   rec.runtime, rec.lane, error, leaves, pleaves)
+
+    def append(self, r: Row) -> Row:
+        """Append an encoded row."""
+        row = len(self.ids)
+        self._params.add(row, r.params)
+        self._values.add(row, r.values)
+        self.ids.append(r.id)
+        code = self.kinds.get(r.kind)
         if code is None:
-            code = self.kinds[rec.kind] = len(self.kinds)
+            code = self.kinds[r.kind] = len(self.kinds)
         self.kind_codes.append(code)
-        self.iteration.append(rec.iteration)
-        self.status.append(rec.status)
-        self.form.append(form)
-        self.started.append(rec.started)
-        self.finished.append(rec.finished)
-        self.runtime.append(rec.runtime)
-        self.lane.append(rec.lane)
-        if rec.error:
-            self.errors[row] = rec.error
-        return rec
+        self.iteration.append(r.iteration)
+        self.status.append(r.status)
+        self.form.append(r.form)
+        self.started.append(r.started)
+        self.finished.append(r.finished)
+        self.runtime.append(r.runtime)
+        self.lane.append(r.lane)
+        if r.error:
+            self.errors[row] = r.error
+        return r
+
+    def add(self, rec: Record) -> Row:
+        """Encode and append one record; returns the row as stored (status may differ)."""
+        return self.append(self.encode(rec))
 
     def build(self, attrs: Mapping[str, Any] | None = None) -> Table:
         n = len(self.ids)
@@ -554,3 +574,69 @@ def concat_tables(tables: list[Table], attrs: Mapping[str, Any] | None = None) -
         values=_merge_columns(tables, "values", offsets, total),
         attrs=dict(attrs or {}),
     )
+
+
+# ----------------------------------------------------------------------------- rows as JSON
+_B64_KINDS = ("bytes", "pickle")
+
+
+def _payload_to_json(kind: str, p: Any) -> Any:
+    if kind == "complex":
+        return [p.real, p.imag]
+    if kind in _B64_KINDS:
+        return base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()
+    if kind == "array":
+        if p.dtype == object:
+            return {"d": "O", "s": list(p.shape), "v": p.ravel().tolist()}
+        return {"d": p.dtype.str, "s": list(p.shape),
+                "b": base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()}
+    if kind == "object":
+        raise ValueError("object payloads exist only in memory")
+    return p
+
+
+def _payload_from_json(kind: str, p: Any) -> Any:
+    if kind == "complex":
+        return complex(p[0], p[1])
+    if kind in _B64_KINDS:
+        return np.frombuffer(base64.b64decode(p), dtype=np.uint8)
+    if kind == "array":
+        if p["d"] == "O":
+            out = np.empty(len(p["v"]), dtype=object)
+            out[:] = p["v"]
+            return out.reshape(p["s"])
+        return np.frombuffer(base64.b64decode(p["b"]), dtype=np.dtype(p["d"])).reshape(p["s"])
+    return p
+
+
+_JSON_NATIVE = frozenset(("int", "float", "bool", "str", "none", "json", "callable", "repr"))
+_ENCODE_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+
+def _leaves_to_json(leaves: list) -> list:
+    for _, sig, _ in leaves:
+        if sig[0] not in _JSON_NATIVE:
+            break
+    else:
+        return leaves  # tuples encode as JSON lists: nothing to convert
+    return [(path, sig, _payload_to_json(sig[0], payload)) for path, sig, payload in leaves]
+
+
+def _leaves_from_json(leaves: list) -> list:
+    return [(tuple(path), tuple(sig), _payload_from_json(sig[0], payload))
+            for path, sig, payload in leaves]
+
+
+def row_to_json(r: Row) -> bytes:
+    """A row as JSON text (surrogates escaped; NaN and infinities allowed)."""
+    return _ENCODE_JSON([r.id, r.kind, r.iteration, r.status, r.form, r.started, r.finished,
+                         r.runtime, r.lane, r.error, _leaves_to_json(r.values),
+                         _leaves_to_json(r.params)]).encode()
+
+
+def row_from_json(data: bytes) -> Row:
+    """The row that ``row_to_json`` encoded (never runs code from the data)."""
+    v = json.loads(data)
+    return Row(str(v[0]), str(v[1]), int(v[2]), int(v[3]), int(v[4]), float(v[5]),
+               float(v[6]), float(v[7]), int(v[8]), str(v[9]), _leaves_from_json(v[10]),
+               _leaves_from_json(v[11]))

@@ -1,6 +1,8 @@
 """The collector: reads segment files into Results, incrementally, and consolidates them.
 
-Files are opened read-only. A file that cannot be read (truncated, garbage, foreign) is
+It also reads the journals of open segments, so results show as soon as they exist
+(also those of a writer that was killed before closing its segment). Files are opened
+read-only. A file that cannot be read (truncated, garbage, foreign) is
 reported by name in ``problems`` and skipped; it is retried only if it changes.
 """
 
@@ -19,7 +21,16 @@ from .codec import Table, concat_tables
 from .errors import StoreError
 from .layout import BatchFolder
 from .results import Results
-from .store import SEGMENT_SUFFIX, read_table, write_table
+from .store import (
+    JOURNAL_SUFFIX,
+    SEGMENT_SUFFIX,
+    read_journal,
+    read_table,
+    recover_journals,
+    write_table,
+)
+
+_RESCANS = 5
 
 
 class Collector:
@@ -38,6 +49,20 @@ class Collector:
     def collect(self) -> Results:
         """Read files that appeared or changed since the last call; return all results."""
         changed = False
+        for _ in range(_RESCANS):
+            scan_changed, vanished = self._scan()
+            changed |= scan_changed
+            if not vanished:
+                break
+            # a listed file vanished (a consolidation ran): its rows are in a newer file
+        if changed or self._results is None:
+            self._results = Results(self._tables.values(), iterations=self.iterations,
+                                    allow_pickle=self.allow_pickle, problems=self.problems)
+        return self._results
+
+    def _scan(self) -> tuple[bool, bool]:
+        """One pass over the folder: (something changed, a listed file vanished)."""
+        changed = vanished = False
         present = set()
         try:
             entries = list(os.scandir(self.folder))
@@ -45,12 +70,15 @@ class Collector:
             entries = []
         for entry in sorted(entries, key=lambda e: e.name):
             name = entry.name
-            if not name.endswith(SEGMENT_SUFFIX) or name.startswith("."):
+            journal = name.endswith(JOURNAL_SUFFIX)
+            if not journal and (not name.endswith(SEGMENT_SUFFIX) or name.startswith(".")):
                 continue
             present.add(name)
             try:
                 st = entry.stat()
             except FileNotFoundError:
+                present.discard(name)
+                vanished = True
                 continue
             stamp = (st.st_size, st.st_mtime_ns)
             if self._seen.get(name) == stamp:
@@ -59,10 +87,11 @@ class Collector:
             changed = True
             self._tables.pop(name, None)
             try:
-                table = read_table(Path(entry.path))
+                table = read_journal(Path(entry.path)) if journal else read_table(Path(entry.path))
             except FileNotFoundError:
                 self._seen.pop(name, None)
                 present.discard(name)
+                vanished = True
                 continue
             except Exception as exc:  # any unreadable file is reported, never fatal
                 reason = f"{type(exc).__name__}: {exc}"
@@ -78,10 +107,7 @@ class Collector:
                 del self._seen[name]
                 changed |= self._tables.pop(name, None) is not None
                 changed |= self.problems.pop(name, None) is not None
-        if changed or self._results is None:
-            self._results = Results(self._tables.values(), iterations=self.iterations,
-                                    allow_pickle=self.allow_pickle, problems=self.problems)
-        return self._results
+        return changed, vanished
 
     @property
     def results(self) -> Results:
@@ -90,13 +116,15 @@ class Collector:
     def consolidate(self) -> Path | None:
         """Merge all readable segment files into one file and remove the merged ones.
 
-        Safe against concurrent writers (they only add new files) and serialised against
+        Journals of dead writers are recovered first; live ones are left alone. Safe
+        against concurrent writers (they only add new files) and serialised against
         other consolidations by a lock file. Returns the merged file, or None if there
         was at most one file.
         """
         with _lock(self.folder / ".consolidate.lock"):
+            recover_journals(self.folder)
             self.collect()
-            names = sorted(self._tables)
+            names = sorted(n for n in self._tables if not n.endswith(JOURNAL_SUFFIX))
             if len(names) <= 1:
                 return None
             tables = [self._tables[n] for n in names]
@@ -124,14 +152,10 @@ def _lock(path: Path) -> Iterator[None]:
 def collect(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> Results:
     """Results of a batch folder (``<path>/<name>``) read from any process."""
     root = Path(path)
-    folder = BatchFolder(root)
-    if not folder.exists():
-        if (root / "segments").is_dir():
-            pass
-        elif root.name == "segments" and root.is_dir():
-            root = root.parent
-        else:
-            raise StoreError(f"{root} is not a slurmbatch batch folder (no batch.json): pass "
-                             "the folder <path>/<name> of a batch, e.g. '_res/example'")
+    if root.name == "segments" and BatchFolder(root.parent).exists():
+        root = root.parent
+    if not BatchFolder(root).exists():
+        raise StoreError(f"{root} is not a slurmbatch batch folder (no batch.json): pass "
+                         "the folder <path>/<name> of a batch, e.g. '_res/example'")
     BatchFolder(root).check()
     return Collector(root / "segments", allow_pickle=allow_pickle).collect()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -22,3 +22,4 @@ class Experiment:
     params: Mapping[str, Any]
     target: Target
     repetition: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # passed along, not in the id

@@ -72,6 +72,20 @@ def qualified_name(obj: Any, main_name: str | None = None) -> str:
     return f"{module}.{qualname}"
 
 
+def callable_name(v: Any) -> str | None:
+    """The stable name of a callable (its ``__slurmbatch_key__`` or ``module.qualname``),
+    or None for non-callables and callables without one. How parameters show in results."""
+    key = getattr(v, "__slurmbatch_key__", None)
+    if isinstance(key, str):
+        return key
+    if not callable(v) or isinstance(v, np.ndarray):
+        return None
+    try:
+        return qualified_name(v)
+    except _Unencodable:
+        return None
+
+
 _FIX_OBJECT = (
     "pass numbers, strings, lists, dicts, numpy arrays or module-level functions/classes; "
     "or give the object a stable key with slurmbatch.named(obj, 'key') or a "

@@ -3,7 +3,8 @@
 The parent hands out chunks of experiment positions and receives every outcome as soon
 as it exists, so a lane that dies (SIGKILL, segfault, OOM) loses only the experiment it
 was running: that one is recorded as failed, the rest of its chunks go to other lanes,
-and a replacement lane is started.
+and a replacement lane is started. When the parent is interrupted (Ctrl-C, SIGTERM) it
+first takes every outcome the lanes have already sent.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import io
 import math
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
@@ -25,39 +28,9 @@ from .worker import Outcome, execute, failure
 _CHUNK_DONE = "c"
 _MAX_CHUNK = 256
 _TICK = 1.0
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
-
-def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping[str, str],
-               lane: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.environ.update(env)
-    sys.stdout = _whole_lines(sys.stdout)
-    sys.stderr = _whole_lines(sys.stderr)
-    code = 0
-    try:
-        while True:
-            chunk = conn.recv()
-            if chunk is None:
-                break
-            for pos in chunk:
-                out = execute(experiments[pos])
-                try:
-                    conn.send((pos, out))
-                except (BrokenPipeError, ConnectionResetError):
-                    raise
-                except Exception as exc:  # the value cannot be pickled back to the parent
-                    conn.send((pos, failure(
-                        f"ResultError: the result cannot be sent from the lane process to the "
-                        f"writer: {type(exc).__name__}: {exc}; return plain data "
-                        f"(numbers, strings, arrays, lists, dicts)", out[3])))
-            conn.send(_CHUNK_DONE)
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        code = 1  # the parent is gone
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+Handle = Callable[[Experiment, Outcome, int], None]
 
 
 class _WholeLines(io.TextIOWrapper):
@@ -80,6 +53,40 @@ def _whole_lines(stream: Any) -> Any:
                        errors=stream.errors)
 
 
+def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping[str, str],
+               lane: int) -> None:
+    # started with SIGINT/SIGTERM blocked, so the parent's handlers never run here
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    os.environ.update(env)
+    sys.stdout = _whole_lines(sys.stdout)
+    sys.stderr = _whole_lines(sys.stderr)
+    code = 0
+    try:
+        while True:
+            chunk = conn.recv()
+            if chunk is None:
+                break
+            for pos in chunk:
+                out = execute(experiments[pos])
+                try:
+                    data = pickle.dumps((pos, out), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:  # the value cannot be pickled back to the parent
+                    data = pickle.dumps((pos, failure(
+                        f"ResultError: the result cannot be sent from the lane process to the "
+                        f"writer: {type(exc).__name__}: {exc}; return plain data "
+                        f"(numbers, strings, arrays, lists, dicts)", out[3])))
+                conn.send_bytes(data)
+            conn.send_bytes(pickle.dumps(_CHUNK_DONE))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        code = 1  # the parent is gone
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 class _Lane:
     __slots__ = ("chunks", "conn", "env", "inflight", "number", "proc", "stopping")
 
@@ -96,14 +103,14 @@ class LanePool:
 
     def __init__(self, experiments: Sequence[Experiment],
                  envs: Sequence[Mapping[str, str]]) -> None:
-        if not envs:
-            raise ValueError("a lane pool needs at least one lane")
         self.experiments = experiments
-        self.envs = list(envs)
+        self.envs = list(envs) or [{}]
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         self._ctx = mp.get_context(method)
         self._pending: deque[int] = deque(range(len(experiments)))
+        self._live: dict[Connection, _Lane] = {}
 
+    # -- lanes ------------------------------------------------------------------------
     def _start(self, lane: _Lane) -> None:
         sys.stdout.flush()  # or the child would inherit and repeat pending output
         sys.stderr.flush()
@@ -111,12 +118,17 @@ class LanePool:
         proc = self._ctx.Process(target=_lane_main, name=f"slurmbatch-lane-{lane.number}",
                                  args=(child, self.experiments, lane.env, lane.number),
                                  daemon=True)
-        proc.start()
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
         lane.proc, lane.conn = proc, parent
         lane.inflight.clear()
         lane.chunks = 0
         lane.stopping = False
+        self._live[parent] = lane
 
     def _next_chunk(self, nlanes: int) -> list[int]:
         size = max(1, min(_MAX_CHUNK, math.ceil(len(self._pending) / (4 * nlanes))))
@@ -133,54 +145,53 @@ class LanePool:
             lane.conn.send(None)
             lane.stopping = True
 
-    def run(self, handle: Callable[[Experiment, Outcome, int], None],
-            tick: Callable[[], None]) -> None:
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, handle: Handle, tick: Callable[[], None]) -> None:
         """Run everything; ``handle`` gets each outcome, ``tick`` runs at least every second."""
         lanes = [_Lane(i, env) for i, env in enumerate(self.envs[:max(1, len(self._pending))])]
-        for lane in lanes:
-            self._start(lane)
-        live = {lane.conn: lane for lane in lanes}
+        nlanes = len(lanes)
+        interrupted = True
         try:
             for lane in lanes:
-                self._feed(lane, len(lanes))
-            while live:
-                waitables: list[Any] = list(live)
-                waitables += [lane.proc.sentinel for lane in live.values()]
-                ready = wait(waitables, timeout=_TICK)
-                for obj in ready:
-                    lane = live.get(obj) if isinstance(obj, Connection) else None
-                    if lane is None:
-                        continue
-                    if not self._drain(lane, handle, len(lanes)):
-                        self._lane_died(lane, live, handle, len(lanes))
-                for lane in list(live.values()):
-                    if not lane.proc.is_alive() and lane.conn in live:
-                        if not self._drain(lane, handle, len(lanes)) or lane.inflight or (
-                                not lane.stopping):
-                            self._lane_died(lane, live, handle, len(lanes))
-                        else:
-                            del live[lane.conn]
-                            lane.conn.close()
+                self._start(lane)
+            for lane in lanes:
+                self._feed(lane, nlanes)
+            while self._live:
+                waitables: list[Any] = list(self._live)
+                waitables += [lane.proc.sentinel for lane in self._live.values()]
+                wait(waitables, timeout=_TICK)
+                for lane in list(self._live.values()):
+                    alive = lane.proc.is_alive()  # before draining: then nothing it sent is missed
+                    if not self._drain(lane, handle, nlanes) or not alive:
+                        self._ended(lane, handle, nlanes)
                 tick()
+            interrupted = False
         finally:
-            for lane in lanes:
-                if lane.proc.is_alive():
-                    lane.proc.terminate()
-            for lane in lanes:
-                lane.proc.join(timeout=5)
-                if lane.proc.is_alive():
-                    lane.proc.kill()
+            try:
+                if interrupted:
+                    self._salvage(handle)
+            finally:
+                for lane in lanes:
+                    if lane.proc.is_alive():
+                        lane.proc.kill()
                     lane.proc.join()
 
-    def _drain(self, lane: _Lane, handle: Callable[[Experiment, Outcome, int], None],
-               nlanes: int) -> bool:
-        """Receive everything the lane has sent; False if its pipe is closed."""
+    def _drain(self, lane: _Lane, handle: Handle, nlanes: int, feed: bool = True) -> bool:
+        """Receive everything the lane has sent; False once its pipe is closed."""
         try:
             while lane.conn.poll():
-                msg = lane.conn.recv()
+                data = lane.conn.recv_bytes()
+                try:
+                    msg = pickle.loads(data)
+                except Exception as exc:  # only a result can fail to unpickle here
+                    msg = (lane.inflight[0], failure(
+                        f"ResultError: the result could not be unpickled in the writer process: "
+                        f"{type(exc).__name__}: {exc}; return plain data (numbers, strings, "
+                        f"arrays, lists, dicts)"))
                 if msg == _CHUNK_DONE:
                     lane.chunks -= 1
-                    self._feed(lane, nlanes)
+                    if feed:
+                        self._feed(lane, nlanes)
                     continue
                 pos, out = msg
                 expected = lane.inflight.popleft()
@@ -191,11 +202,11 @@ class LanePool:
             return False
         return True
 
-    def _lane_died(self, lane: _Lane, live: dict[Connection, _Lane],
-                   handle: Callable[[Experiment, Outcome, int], None], nlanes: int) -> None:
+    def _ended(self, lane: _Lane, handle: Handle, nlanes: int) -> None:
+        """A lane's process exited: record its running experiment if it died, replace it."""
         lane.proc.join(timeout=5)
         code = lane.proc.exitcode
-        del live[lane.conn]
+        del self._live[lane.conn]
         lane.conn.close()
         if lane.inflight:
             running = lane.inflight.popleft()
@@ -206,5 +217,21 @@ class LanePool:
             self._pending.extendleft(reversed(lane.inflight))
         if self._pending:
             self._start(lane)
-            live[lane.conn] = lane
             self._feed(lane, nlanes)
+
+    def _salvage(self, handle: Handle) -> None:
+        """On an interrupt: keep every outcome already finished, then stop the lanes."""
+        self._pending.clear()
+        lanes = list(self._live.values())
+        for lane in lanes:
+            self._drain(lane, handle, 1, feed=False)
+            if lane.proc.is_alive():
+                lane.proc.terminate()
+        deadline = time.monotonic() + 5
+        for lane in lanes:  # what was sent before the lanes stopped
+            while time.monotonic() < deadline and self._drain(lane, handle, 1, feed=False):
+                if not lane.proc.is_alive() and not lane.conn.poll():
+                    break
+                lane.conn.poll(0.05)
+            lane.conn.close()
+        self._live.clear()

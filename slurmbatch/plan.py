@@ -8,7 +8,7 @@ duplicate ids, groups the rest by resource signature and packs each group into t
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import OptionError
@@ -49,13 +49,12 @@ class Array:
 
 @dataclass
 class Plan:
-    """What to run and how it is packed; written to the batch folder before submission."""
+    """What to run and how it is packed (the Slurm backend writes it before submitting)."""
 
     experiments: list[Experiment]
     arrays: list[Array]
     skipped_done: int = 0
     skipped_duplicates: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.experiments)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ParameterError
+from .ids import callable_name
 
 OPERATORS = ("eq", "ne", "ge", "le", "gt", "lt", "in")
 RTOL, ATOL = 1e-5, 1e-8
@@ -47,30 +48,16 @@ def parse(conditions: Mapping[str, Any]) -> list[Condition]:
     return out
 
 
-def _name_of(v: Any) -> str | None:
-    key = getattr(v, "__slurmbatch_key__", None)
-    if isinstance(key, str):
-        return key
-    if callable(v) and not isinstance(v, np.ndarray):
-        module = getattr(v, "__module__", None) or "builtins"
-        qual = getattr(v, "__qualname__", None) or getattr(v, "__name__", None)
-        if qual:
-            if module == "__main__":
-                from .ids import main_module_name
-                module = main_module_name()
-            return f"{module}.{qual}"
-    return None
-
-
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+def _is_nan(v: Any) -> bool:
+    """NaN is how a table shows a missing value: it matches no condition but ``eq nan``."""
+    return isinstance(v, (float, np.floating)) and math.isnan(v)
 
 
 def equal(value: Any, target: Any) -> bool:
     """Do two parameter or result values match (batchpy semantics, see module doc)?"""
     if value is target:
         return True
-    tname, vname = _name_of(target), _name_of(value)
+    tname, vname = callable_name(target), callable_name(value)
     if tname is not None or vname is not None:
         return (tname or target) == (vname or value)
     if isinstance(value, Mapping) or isinstance(target, Mapping):
@@ -120,10 +107,10 @@ def matches(value: Any, op: str, target: Any) -> bool:
     if op == "eq":
         return equal(value, target)
     if op == "ne":
-        return not equal(value, target)
+        return not _is_nan(value) and not equal(value, target)
     if op == "in":
         return any(equal(value, t) for t in target)
-    if _is_missing(value):
+    if value is None or _is_nan(value):
         return False
     try:
         result = _order(op)(value, target)
@@ -149,7 +136,9 @@ def mask(column: pd.Series, cond: Condition) -> np.ndarray:
                     m = np.isnan(v)
             else:
                 m = v == target
-            return m if cond.op == "eq" else ~m
+            if cond.op == "eq":
+                return m
+            return ~m & ~np.isnan(v) if column.dtype.kind == "f" else ~m
         if cond.op in ("ge", "le", "gt", "lt"):
             with np.errstate(invalid="ignore"):
                 return np.asarray(_order(cond.op)(v, target), dtype=bool)

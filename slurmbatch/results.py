@@ -20,6 +20,7 @@ from .query import mask, parse
 from .records import DONE, FAILED, STATUS_NAMES
 
 PICKLED = "<pickled: read with allow_pickle=True>"
+RESERVED = ("id", "iteration")  # parameters with these names show as param.<name>
 
 
 def _full(col: Column, n: int, allow_pickle: bool) -> np.ndarray:
@@ -50,17 +51,22 @@ def _full(col: Column, n: int, allow_pickle: bool) -> np.ndarray:
 
 
 def _frame(columns: list[Column], n: int, allow_pickle: bool) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+    by_name: dict[str, list[Column]] = {}
     for col in columns:
-        arr = _full(col, n, allow_pickle)
-        name = col.name
-        if name in out:  # the same path in several kinds: merge into one object column
-            prev = out[name].astype(object)
-            have = ~pd.isna(arr)
-            prev[have] = arr[have]
-            out[name] = prev
-        else:
-            out[name] = arr
+        by_name.setdefault(col.name, []).append(col)
+    out: dict[str, np.ndarray] = {}
+    for name, cols in by_name.items():
+        if len(cols) == 1:
+            out[name] = _full(cols[0], n, allow_pickle)
+            continue
+        # one path in several kinds (e.g. None and int): one object column of exact values
+        merged = np.full(n, np.nan, dtype=object)
+        for col in cols:
+            vals = (np.full(len(col), PICKLED, dtype=object)
+                    if col.kind == "pickle" and not allow_pickle
+                    else col.values(allow_pickle=allow_pickle))
+            merged[col.rows if col.rows is not None else slice(None)] = vals
+        out[name] = merged
     return out
 
 
@@ -152,7 +158,7 @@ class Results:
             idx = rows.to_numpy()
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
             for name, arr in view.params.items():
-                cols[name] = arr[idx]
+                cols[name if name not in RESERVED else f"param.{name}"] = arr[idx]
             if self._iterations:
                 cols["iteration"] = table.iteration[idx]
             for name, arr in view.values.items():

@@ -8,11 +8,14 @@ files uniquely (task tag, host, pid, sequence, random), so no file has two write
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import socket
+import struct
 import time
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,10 +23,10 @@ from typing import Any, Protocol
 import h5py
 import numpy as np
 
-from .codec import SCALAR_KINDS, Column, Table, TableBuilder
+from .codec import SCALAR_KINDS, Column, Row, Table, TableBuilder, row_from_json, row_to_json
 from .errors import OptionError
 from .layout import FILE_MODE, fsync_dir
-from .records import Record
+from .records import STATUS_NAMES, Record
 
 SEGMENT_FORMAT = "slurmbatch-segment"
 SEGMENT_VERSION = 1
@@ -38,7 +41,7 @@ _BYTES = h5py.vlen_dtype(np.uint8)
 class Sink(Protocol):
     """Where the worker puts records."""
 
-    def add(self, rec: Record) -> Record: ...
+    def add(self, rec: Record) -> Row: ...
 
     def tick(self) -> None: ...
 
@@ -56,7 +59,12 @@ def check_segment_options(rows: Any, seconds: Any) -> tuple[int, float]:
 
 
 class SegmentWriter:
-    """Buffers records and writes them as segment files in ``folder``."""
+    """Buffers records and writes them as segment files in ``folder``.
+
+    Every record is also appended to the open segment's journal the moment it arrives,
+    so a killed writer loses nothing that finished: the next writer in the folder
+    recovers the journal into a segment, and the collector reads it meanwhile.
+    """
 
     def __init__(self, folder: Path, *, tag: str, rows: int = DEFAULT_SEGMENT_ROWS,
                  seconds: float = DEFAULT_SEGMENT_SECONDS, allow_pickle: bool = False,
@@ -68,20 +76,32 @@ class SegmentWriter:
         self.attrs = dict(attrs or {})
         self.host = socket.gethostname()
         self.written: list[Path] = []
+        self.recovered = recover_journals(self.folder)
         self._seq = 0
         self._builder = self._new_builder()
+        self._journal: Journal | None = None
+        self._name = ""
         self._opened = 0.0
 
     def _new_builder(self) -> TableBuilder:
         return TableBuilder(host=self.host, allow_pickle=self.allow_pickle)
 
-    def add(self, rec: Record) -> Record:
-        if not len(self._builder):
-            self._opened = time.monotonic()
-        rec = self._builder.add(rec)
+    def _open(self) -> None:
+        self._name = (f"seg-{self.tag}-{self.host}-{os.getpid()}-{self._seq:05d}-"
+                      f"{secrets.token_hex(3)}{SEGMENT_SUFFIX}")
+        self._seq += 1
+        self._attrs = {**self.attrs, "pid": os.getpid(), "tag": self.tag}
+        self._journal = Journal.create(self.folder, self._name, self.host, self._attrs)
+        self._opened = time.monotonic()
+
+    def add(self, rec: Record) -> Row:
+        if self._journal is None:
+            self._open()
+        row = self._builder.append(self._builder.encode(rec))
+        self._journal.append(row)
         if len(self._builder) >= self.rows:
             self.flush()
-        return rec
+        return row
 
     def tick(self) -> None:
         """Close the open segment if it is older than ``seconds``."""
@@ -89,21 +109,144 @@ class SegmentWriter:
             self.flush()
 
     def flush(self) -> Path | None:
-        """Write the open segment now (if it holds anything)."""
-        if not len(self._builder):
+        """Write the open segment now (if it holds anything) and drop its journal."""
+        if self._journal is None:
             return None
-        name = (f"seg-{self.tag}-{self.host}-{os.getpid()}-{self._seq:05d}-"
-                f"{secrets.token_hex(3)}{SEGMENT_SUFFIX}")
-        attrs = {**self.attrs, "pid": os.getpid(), "tag": self.tag}
-        # on failure (e.g. a full disk) the records stay buffered for the next attempt
-        path = write_table(self.folder / name, self._builder.build(attrs))
+        # on failure (e.g. a full disk) the records stay buffered and journaled
+        path = write_table(self.folder / self._name, self._builder.build(self._attrs))
+        self._journal.remove()
+        self._journal = None
         self._builder = self._new_builder()
-        self._seq += 1
         self.written.append(path)
         return path
 
     def close(self) -> None:
         self.flush()
+
+
+# ----------------------------------------------------------------------------- journals
+JOURNAL_SUFFIX = ".journal"
+JOURNAL_FORMAT = "slurmbatch-journal"
+_FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
+
+
+def journal_path(folder: Path, segment: str) -> Path:
+    return folder / f".{segment}{JOURNAL_SUFFIX}"
+
+
+class Journal:
+    """Append-only log of an open segment's rows: one framed JSON row per write(2).
+
+    The writer holds an exclusive flock on it while alive; a journal whose lock can be
+    taken belongs to a dead writer. It survives the writer's death (SIGKILL, OOM), not a
+    power loss: closed segments are fsynced, journals are not.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+
+    @classmethod
+    def create(cls, folder: Path, segment: str, host: str, attrs: Mapping[str, Any]) -> Journal:
+        path = journal_path(folder, segment)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+        try:
+            _try_lock(fd)
+            header = {"format": JOURNAL_FORMAT, "version": 1, "segment": segment, "host": host,
+                      "attrs": dict(attrs)}
+            journal = cls(fd, path)
+            journal._write(json.dumps(header).encode())
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        return journal
+
+    def _write(self, payload: bytes) -> None:
+        os.write(self.fd, _FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+
+    def append(self, row: Row) -> None:
+        self._write(row_to_json(row))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the journal's exclusive lock without waiting; True if taken.
+
+    Where the file system has no flock (some parallel file systems), the lock cannot
+    tell a dead writer from a live one: such journals are read, never recovered.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return False
+
+
+def _frames(data: bytes) -> list[bytes]:
+    """The intact frames of a journal; stops at the first truncated or corrupt one."""
+    out, pos, size = [], 0, len(data)
+    while pos + _FRAME.size <= size:
+        length, crc = _FRAME.unpack_from(data, pos)
+        start, end = pos + _FRAME.size, pos + _FRAME.size + length
+        if end > size or zlib.crc32(data[start:end]) != crc:
+            break
+        out.append(data[start:end])
+        pos = end
+    return out
+
+
+def _journal_table(data: bytes) -> tuple[dict[str, Any], Table]:
+    frames = _frames(data)
+    if not frames:
+        raise SegmentFormatError("journal has no intact header")
+    header = json.loads(frames[0])
+    if header.get("format") != JOURNAL_FORMAT:
+        raise SegmentFormatError(f"not a slurmbatch journal (format={header.get('format')!r})")
+    builder = TableBuilder(host=str(header.get("host", "")))
+    for frame in frames[1:]:
+        builder.append(row_from_json(frame))
+    return header, builder.build(header.get("attrs"))
+
+
+def read_journal(path: Path) -> Table:
+    """The rows a journal holds so far (read-only; a partial last row is ignored)."""
+    return _journal_table(path.read_bytes())[1]
+
+
+def recover_journals(folder: Path) -> list[Path]:
+    """Turn the journals of dead writers in ``folder`` into segments; returns them."""
+    written = []
+    try:
+        names = [n for n in os.listdir(folder) if n.endswith(JOURNAL_SUFFIX)]
+    except FileNotFoundError:
+        return written
+    for name in names:
+        path = folder / name
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            if not _try_lock(fd) or os.fstat(fd).st_nlink == 0:
+                continue  # its writer is alive, or another process recovered it
+            with os.fdopen(os.dup(fd), "rb") as f:
+                header, table = _journal_table(f.read())
+            segment = folder / str(header["segment"])
+            if len(table) and not segment.exists():
+                write_table(segment, table)
+                written.append(segment)
+            path.unlink()
+        except (SegmentFormatError, ValueError, KeyError):
+            continue  # not ours to judge: the collector reports it
+        finally:
+            os.close(fd)
+    return written
 
 
 class MemorySink:
@@ -114,7 +257,7 @@ class MemorySink:
         self._builder = TableBuilder(host=self.host, keep_objects=True)
         self.tables: list[Table] = []
 
-    def add(self, rec: Record) -> Record:
+    def add(self, rec: Record) -> Row:
         return self._builder.add(rec)
 
     def tick(self) -> None:
@@ -163,7 +306,7 @@ def _write(f: h5py.File, t: Table) -> None:
     r["kind"].attrs["names"] = json.dumps(t.kinds)
     r["iteration"] = t.iteration
     r["status"] = t.status
-    r["status"].attrs["names"] = json.dumps(["done", "failed"])
+    r["status"].attrs["names"] = json.dumps(list(STATUS_NAMES))
     r["form"] = t.form
     r["started"] = t.started
     r["finished"] = t.finished
@@ -204,10 +347,22 @@ def _write_column(g: h5py.Group, col: Column) -> None:
         g["shapes"] = col.shapes
 
 
+def _plain_utf8(s: str) -> bool:
+    """Can HDF5 hold ``s`` as a UTF-8 string (no NUL, no lone surrogates)?"""
+    if "\x00" in s:
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _write_text(g: h5py.Group, name: str, values: np.ndarray) -> None:
-    """UTF-8 strings; text containing NUL (which HDF5 strings cannot hold) as UTF-8 bytes."""
+    """UTF-8 strings; text HDF5 strings cannot hold (NUL, lone surrogates, e.g. from
+    undecodable file names) as UTF-8 bytes with surrogates escaped."""
     flat = values.ravel()
-    if any("\x00" in v for v in flat):
+    if not all(map(_plain_utf8, flat)):
         raw = np.empty(flat.shape, dtype=object)
         raw[:] = [np.frombuffer(v.encode("utf-8", "surrogatepass"), dtype=np.uint8) for v in flat]
         ds = g.create_dataset(name, data=raw.reshape(values.shape), dtype=_BYTES)

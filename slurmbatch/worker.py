@@ -59,7 +59,7 @@ def to_records(exp: Experiment, out: Outcome, lane: int = -1) -> list[Record]:
 
 @dataclass
 class TaskReport:
-    """What a task did: counts, failed ids and the files it wrote."""
+    """What a task did: counts and failed ids."""
 
     done: int = 0
     failed: int = 0

@@ -383,3 +383,116 @@ def test_save_ids_npy_and_py() -> None:
     assert namespace["ids"] == [r.id for r in b.run]
     with pytest.raises(OptionError):
         b.save_ids("ids.txt")
+
+
+# -- regressions found in review ---------------------------------------------------------
+class MyErr(Exception):
+    """An exception that cannot be unpickled (its __init__ needs two arguments)."""
+
+    def __init__(self, msg: str, detail: str) -> None:
+        super().__init__(msg)
+        self.detail = detail
+
+
+class ReturnsBadPickle(Run):
+    def run(self, x=0):
+        return {"e": MyErr("m", "d")} if x == 3 else {"x": x}
+
+
+def test_result_that_cannot_be_unpickled_fails_only_its_run() -> None:
+    b = Batch("unpickle", pickle_results=True)
+    b.add_factorial_runs(ReturnsBadPickle, {"x": list(range(8))})
+    report = b(workers=2, bar=False)
+    assert (report.done, report.failed) == (7, 1)
+    assert "could not be unpickled" in b.run[3].error
+
+
+def test_custom_ids_must_be_ascii() -> None:
+    class Accented(Run):
+        def run(self, x=1):
+            return x
+
+        def set_id(self, parameters):
+            return "résumé"
+
+    with pytest.raises(slurmbatch.IdError, match="ASCII"):
+        Batch("ascii").add_run(Accented, {})
+
+
+class Private(Run):
+    def run(self, x=1, *, _device, _verbose=False):
+        return {"x": x, "device": _device, "verbose": _verbose}
+
+
+def test_private_parameters_can_be_given_and_stay_out_of_the_id() -> None:
+    b = Batch("priv")
+    r1 = b.add_run(Private, {"x": 1, "_device": "cuda:0"})
+    r2 = b.add_run(Private, {"x": 1, "_device": "cuda:1", "_verbose": True})
+    assert r1.id == r2.id and r1.parameters == {"x": 1}
+    with pytest.raises(ParameterError, match=r"needs parameter.*_device"):
+        b.add_run(Private, {"x": 2})
+    b(executor="debug", bar=False)
+    assert r1.result == {"x": 1, "device": "cuda:0", "verbose": False}
+
+
+def test_a_parameter_named_id_does_not_replace_the_id_column() -> None:
+    b = Batch("idcol")
+    b.add_factorial_runs(AnyParams, {"id": [7], "A": [1, 2]})
+    b(executor="debug", bar=False)
+    df = b.results.df
+    assert set(df["id"]) == {r.id for r in b.run} and list(df["param.id"]) == [7, 7]
+    assert len(b.results.filter(A=1)) == 1
+
+
+def test_factorial_inputs_zero_d_arrays_and_sets() -> None:
+    b = Batch("fact")
+    runs = b.add_factorial_runs(AnyParams, {"a": np.array(3.5), "b": [1, 2]})
+    assert [r.parameters["a"] for r in runs] == [3.5, 3.5]
+    with pytest.raises(ParameterError, match="is a set"):
+        b.add_factorial_runs(AnyParams, {"opt": {"adam", "sgd"}})
+
+
+def test_failures_are_reported_even_without_a_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    b = Batch("quiet")
+    b.add_factorial_runs(Flaky, {"x": [0, 1]})
+    b(executor="debug", bar=False)
+    assert "1 failed" in capsys.readouterr().err
+    b2 = Batch("quiet2")
+    b2.add_run(Square, {"x": 1})
+    b2(executor="debug", bar=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_ints_mixed_with_none_keep_their_precision() -> None:
+    b = Batch("prec")
+    b.add_factorial_runs(AnyParams, {"seed": [None, 2**53 + 1]})
+    b(executor="debug", bar=False)
+    df = b.results.df
+    assert sorted(df["seed"].tolist(), key=str) == [2**53 + 1, None]
+
+
+def test_ne_treats_missing_parameters_alike_in_batch_and_results() -> None:
+    b = Batch("ne")
+    b.add_run(AnyParams, {"A": 1})
+    b.add_run(AnyParams, {"A": 2, "B": 1.5})
+    b.add_run(AnyParams, {"A": 3, "B": 2.5})
+    b(executor="debug", bar=False)
+    by_runs = sorted(r.parameters["A"] for r in b.get_runs_with(B__ne=1.5))
+    by_table = sorted(b.results.filter(B__ne=1.5).df["A"])
+    assert by_runs == by_table == [3]
+
+
+def test_error_text_with_undecodable_file_names_is_stored() -> None:
+    name = os.fsdecode(b"data_\xff.csv")
+
+    class Opens(Run):
+        def run(self, x=0):
+            if x:
+                raise FileNotFoundError(name)
+            return {"file": name}
+
+    b = Batch("surrogate")
+    b.add_factorial_runs(Opens, {"x": [0, 1]})
+    report = b(executor="debug", bar=False)
+    assert (report.done, report.failed) == (1, 1)
+    assert b.run[0].result == {"file": name} and name in b.run[1].error

@@ -6,6 +6,8 @@ import importlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -22,7 +24,9 @@ from slurmbatch.errors import ParameterError, StoreError
 from slurmbatch.layout import BatchFolder
 from slurmbatch.records import DONE, FAILED, Record
 from slurmbatch.results import Results
-from slurmbatch.store import SegmentWriter, read_table
+from slurmbatch.store import SegmentWriter, read_journal, read_table
+
+from conftest import ROOT
 
 # the module, not the function slurmbatch.collect that the package exports under its name
 collect_mod = importlib.import_module("slurmbatch.collect")
@@ -494,3 +498,78 @@ def test_removed_unreadable_file_leaves_the_problems(tmp_path: Path) -> None:
     res = c.collect()
     assert c.problems == {}
     assert res.problems == {}, res.problems
+
+
+# -- journals and races ----------------------------------------------------------------------
+def test_a_consolidation_between_listing_and_reading_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process consolidates after this collector listed the folder."""
+    collect_module = importlib.import_module("slurmbatch.collect")
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    for i in range(3):
+        w = SegmentWriter(folder, tag=f"t{i}")
+        w.add(rec(i, {"v": i}))
+        w.close()
+    reader = Collector(folder)
+    real = collect_module.read_table
+    raced = []
+
+    def racing(path: Path):
+        if not raced:
+            raced.append(None)  # before consolidating: its own reads come back here
+            raced[0] = Collector(folder).consolidate()
+        return real(path)
+
+    monkeypatch.setattr(collect_module, "read_table", racing)
+    res = reader.collect()
+    assert raced[0] is not None
+    assert sorted(res.ids) == sorted(f"{i:040x}" for i in range(3))
+
+
+def test_journal_of_an_open_segment_is_read_and_recovered_after_the_writer_dies(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    code = f"""
+import os, signal, sys
+sys.path.insert(0, {str(ROOT)!r})
+from slurmbatch.store import SegmentWriter
+from slurmbatch.records import Record
+w = SegmentWriter({str(folder)!r}, tag="dying")
+for i in range(5):
+    w.add(Record(f"{{i:040x}}", "k", {{"i": i}}, 0, 0, {{"v": i}}, "", 1.0, 2.0, 1.0))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -9
+    (journal,) = folder.glob(".*.journal")
+    res = Collector(folder).collect()  # read-only: the journal is read, not touched
+    assert sorted(res.ids) == [f"{i:040x}" for i in range(5)] and journal.exists()
+    w = SegmentWriter(folder, tag="next")  # a new writer recovers it
+    assert len(w.recovered) == 1 and not journal.exists()
+    assert read_table(w.recovered[0]).value(4) == {"v": 4}
+    assert sorted(Collector(folder).collect().ids) == [f"{i:040x}" for i in range(5)]
+
+
+def test_a_live_writers_journal_is_not_recovered(tmp_path: Path) -> None:
+    w = SegmentWriter(tmp_path, tag="live")
+    w.add(rec(1, {"v": 1}))
+    other = SegmentWriter(tmp_path, tag="other")
+    assert other.recovered == [] and len(list(tmp_path.glob(".*.journal"))) == 1
+    assert Collector(tmp_path).collect().result(f"{1:040x}") == {"v": 1}
+    w.close()
+    assert not list(tmp_path.glob(".*.journal"))
+    assert len(list(tmp_path.glob("seg-*.h5"))) == 1
+
+
+def test_truncated_journal_keeps_its_intact_rows(tmp_path: Path) -> None:
+    w = SegmentWriter(tmp_path, tag="t")
+    for i in range(3):
+        w.add(rec(i, {"v": i}))
+    (journal,) = tmp_path.glob(".*.journal")
+    data = journal.read_bytes()
+    copy = tmp_path / ".seg-copy.h5.journal"
+    copy.write_bytes(data[:-5])  # the last row cut short
+    assert len(read_journal(copy)) == 2
+    w.close()

@@ -19,7 +19,6 @@ class Job:
     name: str
     open_sink: Callable[[str], Sink]
     bar: bool = True
-    saves_files: bool = True
 
 
 @dataclass
