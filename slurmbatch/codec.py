@@ -91,7 +91,12 @@ class Column:
                     f"{self.name!r} holds a pickled value, and unpickling runs code from the "
                     "file: read it with Batch(..., pickle_results=True) or "
                     "slurmbatch.collect(path, allow_pickle=True), only for files you trust")
-            return pickle.loads(bytes(np.asarray(self.data[k], dtype=np.uint8)))
+            try:
+                return pickle.loads(bytes(np.asarray(self.data[k], dtype=np.uint8)))
+            except Exception as exc:
+                raise ResultError(
+                    f"{self.name!r} holds a pickled value that could not be unpickled here: "
+                    f"{type(exc).__name__}: {exc} (is the class it needs importable?)") from None
         if kind == "object":
             return self.data[k]
         raise ValueError(f"unknown column kind {kind!r}")
@@ -403,17 +408,42 @@ class Row:
     params: list
 
 
+class RowEncoder:
+    """Encodes records into Rows (values checked as they are encoded)."""
+
+    def __init__(self, *, allow_pickle: bool = False, keep_objects: bool = False) -> None:
+        self._values_enc = LeafEncoder(allow_pickle=allow_pickle, keep_objects=keep_objects)
+        self._params_enc = LeafEncoder(callables_as_names=True)
+        self._param_cache: dict[str, list] = {}
+
+    def __call__(self, rec: Record) -> Row:
+        """The record's encoded row; a value that cannot be stored makes it a failure."""
+        form, leaves = FORM_NONE, []
+        status, error = rec.status, rec.error
+        if status == DONE:
+            try:
+                form, leaves = flatten(rec.value, self._values_enc)
+            except Unstorable as exc:
+                status, error = FAILED, f"ResultError: the result cannot be stored: {exc}"
+        pleaves = self._param_cache.get(rec.id)
+        if pleaves is None:
+            if len(self._param_cache) > 4096:  # only iterations of one experiment repeat
+                self._param_cache.clear()
+            _, pleaves = flatten(dict(rec.params), self._params_enc)
+            self._param_cache[rec.id] = pleaves
+        return Row(rec.id, rec.kind, rec.iteration, status, form, rec.started, rec.finished,
+                   rec.runtime, rec.lane, error, leaves, pleaves)
+
+
 class TableBuilder:
-    """Turns records into a Table, one ``add`` at a time (values checked as they arrive)."""
+    """Appends rows and builds a Table."""
 
     def __init__(self, *, host: str = "", allow_pickle: bool = False,
                  keep_objects: bool = False) -> None:
         self.host = host
-        self._values_enc = LeafEncoder(allow_pickle=allow_pickle, keep_objects=keep_objects)
-        self._params_enc = LeafEncoder(callables_as_names=True)
+        self.encode = RowEncoder(allow_pickle=allow_pickle, keep_objects=keep_objects)
         self._params = ColumnBuilder()
         self._values = ColumnBuilder()
-        self._param_cache: dict[str, list] = {}
         self.ids: list[str] = []
         self.kinds: dict[str, int] = {}
         self.kind_codes: list[int] = []
@@ -428,22 +458,6 @@ class TableBuilder:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def encode(self, rec: Record) -> Row:
-        """The record's encoded row; a value that cannot be stored makes it a failure."""
-        form, leaves = FORM_NONE, []
-        status, error = rec.status, rec.error
-        if status == DONE:
-            try:
-                form, leaves = flatten(rec.value, self._values_enc)
-            except Unstorable as exc:
-                status, error = FAILED, f"ResultError: the result cannot be stored: {exc}"
-        pleaves = self._param_cache.get(rec.id)
-        if pleaves is None:
-            _, pleaves = flatten(dict(rec.params), self._params_enc)
-            self._param_cache[rec.id] = pleaves
-        return Row(rec.id, rec.kind, rec.iteration, status, form, rec.started, rec.finished,
-                   rec.runtime, rec.lane, error, leaves, pleaves)
 
     def append(self, r: Row) -> Row:
         """Append an encoded row."""

@@ -23,14 +23,17 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .experiment import Experiment
-from .worker import Outcome, execute, failure
+from .records import Record
+from .store import Encoded
+from .worker import Outcome, execute, failure, to_records
 
 _CHUNK_DONE = "c"
 _MAX_CHUNK = 256
 _TICK = 1.0
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
-Handle = Callable[[Experiment, Outcome, int], None]
+Handle = Callable[[Experiment, Outcome, int, "list[Encoded] | None"], None]
+Encode = Callable[[Record], Encoded]
 
 
 class _WholeLines(io.TextIOWrapper):
@@ -54,7 +57,7 @@ def _whole_lines(stream: Any) -> Any:
 
 
 def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping[str, str],
-               lane: int) -> None:
+               lane: int, encode: Encode) -> None:
     # started with SIGINT/SIGTERM blocked, so the parent's handlers never run here
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -69,14 +72,17 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
             if chunk is None:
                 break
             for pos in chunk:
-                out = execute(experiments[pos])
+                exp = experiments[pos]
+                out = execute(exp)
+                encoded = [encode(rec) for rec in to_records(exp, out, lane)]
                 try:
-                    data = pickle.dumps((pos, out), protocol=pickle.HIGHEST_PROTOCOL)
+                    data = pickle.dumps((pos, ([], *out[1:]), encoded),
+                                        protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as exc:  # the value cannot be pickled back to the parent
                     data = pickle.dumps((pos, failure(
                         f"ResultError: the result cannot be sent from the lane process to the "
                         f"writer: {type(exc).__name__}: {exc}; return plain data "
-                        f"(numbers, strings, arrays, lists, dicts)", out[3])))
+                        f"(numbers, strings, arrays, lists, dicts)", out[3]), None))
                 conn.send_bytes(data)
             conn.send_bytes(pickle.dumps(_CHUNK_DONE))
     except (EOFError, BrokenPipeError, ConnectionResetError):
@@ -101,9 +107,10 @@ class _Lane:
 class LanePool:
     """Runs experiments across forked lane processes and reports outcomes in the parent."""
 
-    def __init__(self, experiments: Sequence[Experiment],
-                 envs: Sequence[Mapping[str, str]]) -> None:
+    def __init__(self, experiments: Sequence[Experiment], envs: Sequence[Mapping[str, str]],
+                 encode: Encode) -> None:
         self.experiments = experiments
+        self.encode = encode
         self.envs = list(envs) or [{}]
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         self._ctx = mp.get_context(method)
@@ -116,7 +123,8 @@ class LanePool:
         sys.stderr.flush()
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_lane_main, name=f"slurmbatch-lane-{lane.number}",
-                                 args=(child, self.experiments, lane.env, lane.number),
+                                 args=(child, self.experiments, lane.env, lane.number,
+                                       self.encode),
                                  daemon=True)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
@@ -187,17 +195,17 @@ class LanePool:
                     msg = (lane.inflight[0], failure(
                         f"ResultError: the result could not be unpickled in the writer process: "
                         f"{type(exc).__name__}: {exc}; return plain data (numbers, strings, "
-                        f"arrays, lists, dicts)"))
+                        f"arrays, lists, dicts)"), None)
                 if msg == _CHUNK_DONE:
                     lane.chunks -= 1
                     if feed:
                         self._feed(lane, nlanes)
                     continue
-                pos, out = msg
+                pos, out, encoded = msg
                 expected = lane.inflight.popleft()
                 if pos != expected:  # protocol invariant; never expected to happen
                     raise RuntimeError(f"lane {lane.number} answered {pos}, expected {expected}")
-                handle(self.experiments[pos], out, lane.number)
+                handle(self.experiments[pos], out, lane.number, encoded)
         except (EOFError, OSError):
             return False
         return True
@@ -213,7 +221,8 @@ class LanePool:
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             handle(self.experiments[running], failure(
                 f"LaneDied: the lane process running this experiment died ({how}); "
-                "if it was killed for memory, give it more or run fewer per node"), lane.number)
+                "if it was killed for memory, give it more or run fewer per node"), lane.number,
+                None)
             self._pending.extendleft(reversed(lane.inflight))
         if self._pending:
             self._start(lane)

@@ -16,14 +16,23 @@ import socket
 import struct
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import h5py
 import numpy as np
 
-from .codec import SCALAR_KINDS, Column, Row, Table, TableBuilder, row_from_json, row_to_json
+from .codec import (
+    SCALAR_KINDS,
+    Column,
+    Row,
+    RowEncoder,
+    Table,
+    TableBuilder,
+    row_from_json,
+    row_to_json,
+)
 from .errors import OptionError
 from .layout import FILE_MODE, fsync_dir
 from .records import STATUS_NAMES, Record
@@ -38,14 +47,35 @@ _STR = h5py.string_dtype("utf-8")
 _BYTES = h5py.vlen_dtype(np.uint8)
 
 
-class Sink(Protocol):
-    """Where the worker puts records."""
+Encoded = tuple[Row, bytes | None]
+"""A record encoded for a sink: its row and (for a journaled sink) the journal entry."""
 
-    def add(self, rec: Record) -> Row: ...
+
+class Sink(Protocol):
+    """Where the worker puts records.
+
+    ``encoder()`` gives the function that turns a record into what ``add_encoded`` takes;
+    lanes call it in their own process, so the writer only appends.
+    """
+
+    def encoder(self) -> Callable[[Record], Encoded]: ...
+
+    def add_encoded(self, row: Row, entry: bytes | None) -> Row: ...
 
     def tick(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class JournalEncoder:
+    """Record -> (row, journal entry): the part of writing that lanes can do."""
+
+    def __init__(self, allow_pickle: bool) -> None:
+        self.encode = RowEncoder(allow_pickle=allow_pickle)
+
+    def __call__(self, rec: Record) -> Encoded:
+        row = self.encode(rec)
+        return row, row_to_json(row)
 
 
 def check_segment_options(rows: Any, seconds: Any) -> tuple[int, float]:
@@ -79,6 +109,7 @@ class SegmentWriter:
         self.recovered = recover_journals(self.folder)
         self._seq = 0
         self._builder = self._new_builder()
+        self._encode = self.encoder()
         self._journal: Journal | None = None
         self._name = ""
         self._opened = 0.0
@@ -94,11 +125,17 @@ class SegmentWriter:
         self._journal = Journal.create(self.folder, self._name, self.host, self._attrs)
         self._opened = time.monotonic()
 
+    def encoder(self) -> JournalEncoder:
+        return JournalEncoder(self.allow_pickle)
+
     def add(self, rec: Record) -> Row:
+        return self.add_encoded(*self._encode(rec))
+
+    def add_encoded(self, row: Row, entry: bytes | None) -> Row:
         if self._journal is None:
             self._open()
-        row = self._builder.append(self._builder.encode(rec))
-        self._journal.append(row)
+        self._builder.append(row)
+        self._journal.write(entry if entry is not None else row_to_json(row))
         if len(self._builder) >= self.rows:
             self.flush()
         return row
@@ -155,18 +192,16 @@ class Journal:
             header = {"format": JOURNAL_FORMAT, "version": 1, "segment": segment, "host": host,
                       "attrs": dict(attrs)}
             journal = cls(fd, path)
-            journal._write(json.dumps(header).encode())
+            journal.write(json.dumps(header).encode())
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
             raise
         return journal
 
-    def _write(self, payload: bytes) -> None:
+    def write(self, payload: bytes) -> None:
+        """Append one frame (one write(2), so a kill never leaves half a frame but the last)."""
         os.write(self.fd, _FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
-
-    def append(self, row: Row) -> None:
-        self._write(row_to_json(row))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -249,6 +284,16 @@ def recover_journals(folder: Path) -> list[Path]:
     return written
 
 
+class ObjectEncoder:
+    """Record -> (row, no journal entry), keeping values that have no native form."""
+
+    def __init__(self) -> None:
+        self.encode = RowEncoder(keep_objects=True)
+
+    def __call__(self, rec: Record) -> Encoded:
+        return self.encode(rec), None
+
+
 class MemorySink:
     """Keeps records in memory (``saveresult=False``); values need not be storable."""
 
@@ -257,8 +302,14 @@ class MemorySink:
         self._builder = TableBuilder(host=self.host, keep_objects=True)
         self.tables: list[Table] = []
 
+    def encoder(self) -> ObjectEncoder:
+        return ObjectEncoder()
+
     def add(self, rec: Record) -> Row:
         return self._builder.add(rec)
+
+    def add_encoded(self, row: Row, entry: bytes | None) -> Row:
+        return self._builder.append(row)
 
     def tick(self) -> None:
         pass

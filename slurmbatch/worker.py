@@ -19,7 +19,7 @@ from typing import Any
 from .errors import ExperimentFailed
 from .experiment import Experiment
 from .records import DONE, FAILED, Record
-from .store import Sink
+from .store import Encoded, Sink
 
 Outcome = tuple[list[tuple[int, Any]], int, str, float, float, float]
 """(rows, status, error, started, finished, runtime): plain data, cheap to pickle."""
@@ -125,19 +125,24 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
              raise_errors: bool = False) -> TaskReport:
     """Run ``experiments`` into ``sink``; ``lanes=None`` runs them in this process.
 
-    ``lanes`` holds one environment per lane process (e.g. its CUDA_VISIBLE_DEVICES).
+    ``lanes`` holds one environment per lane process (e.g. its CUDA_VISIBLE_DEVICES);
+    lanes also encode their records, so this process only appends them.
     The sink is closed on return, on an exception and on SIGTERM, so what finished is
     never lost.
     """
     report = TaskReport()
     t0 = time.perf_counter()
     signals = Signals()
+    encode = sink.encoder()
 
-    def handle(exp: Experiment, out: Outcome, lane: int) -> None:
+    def handle(exp: Experiment, out: Outcome, lane: int,
+               encoded: list[Encoded] | None = None) -> None:
+        if encoded is None:
+            encoded = [encode(rec) for rec in to_records(exp, out, lane)]
         status = DONE
         with signals.critical():
-            for rec in to_records(exp, out, lane):
-                status = max(status, sink.add(rec).status)
+            for row, entry in encoded:
+                status = max(status, sink.add_encoded(row, entry).status)
             if status == DONE:
                 report.done += 1
             else:
@@ -161,7 +166,7 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
             else:
                 from .lanes import LanePool
 
-                LanePool(experiments, lanes).run(handle, tick)
+                LanePool(experiments, lanes, encode).run(handle, tick)
         finally:
             with signals.critical():
                 sink.close()

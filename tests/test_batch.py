@@ -400,11 +400,24 @@ class ReturnsBadPickle(Run):
 
 
 def test_result_that_cannot_be_unpickled_fails_only_its_run() -> None:
-    b = Batch("unpickle", pickle_results=True)
+    """In memory, values travel from the lanes as objects: one that does not unpickle
+    fails its run only."""
+    b = Batch("unpickle", saveresult=False)
     b.add_factorial_runs(ReturnsBadPickle, {"x": list(range(8))})
     report = b(workers=2, bar=False)
     assert (report.done, report.failed) == (7, 1)
     assert "could not be unpickled" in b.run[3].error
+
+
+def test_stored_pickle_that_cannot_be_unpickled_is_a_clear_read_error() -> None:
+    """With pickle_results the lane stores pickle bytes; reading names the problem."""
+    b = Batch("unpickle2", pickle_results=True)
+    b.add_factorial_runs(ReturnsBadPickle, {"x": list(range(8))})
+    report = b(workers=2, bar=False)
+    assert report.done == 8
+    with pytest.raises(slurmbatch.ResultError, match="could not be unpickled.*MyErr"):
+        b.run[3].result
+    assert b.run[4].result == {"x": 4}
 
 
 def test_custom_ids_must_be_ascii() -> None:
