@@ -3,6 +3,7 @@
 Each repetition runs in fresh processes (imports excluded from the timings):
   add      Batch + add_factorial_runs (ids computed)
   run      batch(workers=W): lanes, results written to segment files
+  floor    the same run() calls in a plain Python loop, results kept in a list
   reload   a new process: Batch + add_factorial_runs + every run's `done` and `result`
   df       a new process: slurmbatch.collect(folder).df
 Usage: python -m bench.core [--n 10000] [--reps 5] [--workers 1 2]
@@ -55,6 +56,12 @@ def child(phase: str, n: int, workers: int) -> dict[str, float]:
         report = batch(workers=workers, bar=False)
         out["add"] = t1 - t0
         out["run"] = time.perf_counter() - t1
+        # the floor: the same calls in a plain loop, results kept in a list, no storage
+        t2 = time.perf_counter()
+        instance = Trivial()
+        kept = [instance.run(**r.parameters) for r in runs]
+        out["floor"] = time.perf_counter() - t2
+        assert len(kept) == n
         out["executed"] = report.executed
         out["files"] = len(list(Path("_res/bench/segments").glob("*.h5")))
     else:  # reload
@@ -98,13 +105,14 @@ def machine() -> str:
 def table(n: int, reps: int, workers: list[int]) -> str:
     lines = [f"N = {n:,} trivial runs, median of {reps}; {machine()}", "",
              "| workers | add (s) | run (s) | add+run+reload (s) | reload runs (s) | "
-             "collect → DataFrame (s) | result files |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "collect → DataFrame (s) | result files | plain loop (s) | run / plain loop |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for w in workers:
         m = measure(n, w, reps)
         total = m["add"] + m["run"] + m["reload"]
         lines.append(f"| {w} | {m['add']:.3f} | {m['run']:.3f} | {total:.3f} | "
-                     f"{m['reload']:.3f} | {m['df']:.4f} | {m['files']:.0f} |")
+                     f"{m['reload']:.3f} | {m['df']:.4f} | {m['files']:.0f} | "
+                     f"{m['floor']:.4f} | {m['run'] / m['floor']:.0f}× |")
     return "\n".join(lines)
 
 
