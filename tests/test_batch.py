@@ -415,8 +415,8 @@ def test_stored_pickle_that_cannot_be_unpickled_is_a_clear_read_error() -> None:
     b.add_factorial_runs(ReturnsBadPickle, {"x": list(range(8))})
     report = b(workers=2, bar=False)
     assert report.done == 8
-    with pytest.raises(slurmbatch.ResultError, match="could not be unpickled.*MyErr"):
-        b.run[3].result
+    with pytest.raises(slurmbatch.ResultError, match=r"could not be unpickled.*MyErr"):
+        _ = b.run[3].result
     assert b.run[4].result == {"x": 4}
 
 
