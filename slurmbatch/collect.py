@@ -37,8 +37,9 @@ class Collector:
     """Incremental reader of one batch's segment folder."""
 
     def __init__(self, folder: str | os.PathLike[str], *, iterations: bool = False,
-                 allow_pickle: bool = False) -> None:
+                 allow_pickle: bool = False, prefix: str = "") -> None:
         self.folder = Path(folder)
+        self.prefix = prefix  # read only files named <prefix>... (e.g. one task's own)
         self.iterations = iterations
         self.allow_pickle = allow_pickle
         self._seen: dict[str, tuple[int, int]] = {}
@@ -72,6 +73,8 @@ class Collector:
             name = entry.name
             journal = name.endswith(JOURNAL_SUFFIX)
             if not journal and (not name.endswith(SEGMENT_SUFFIX) or name.startswith(".")):
+                continue
+            if not name.lstrip(".").startswith(self.prefix):
                 continue
             present.add(name)
             try:

@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,25 +68,31 @@ class TaskReport:
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM arrived: the task stops after saving what it has."""
+    """A stop signal (SIGTERM, or Slurm's USR2 before a time limit or preemption) arrived:
+    the task stops after saving what it has."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 class Signals:
-    """SIGINT/SIGTERM interrupt the task, but never inside a critical section.
+    """Stop signals interrupt the task, but never inside a critical section.
 
     Outside one they raise at once (a long experiment is interrupted); inside one (the
     store's bookkeeping) they are held until it ends, so no buffer is left half-updated.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stop: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
+        self.stop = stop
         self._depth = 0
         self._pending: int | None = None
 
     @staticmethod
     def _raise(signum: int) -> None:
-        if signum == signal.SIGTERM:
-            raise Interrupted(f"signal {signum}")
-        raise KeyboardInterrupt
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(signum)
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self._depth:
@@ -99,8 +105,7 @@ class Signals:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {sig: signal.signal(sig, self._handler)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self._handler) for sig in self.stop}
         try:
             yield self
         finally:
@@ -122,17 +127,18 @@ class Signals:
 def run_task(experiments: Sequence[Experiment], sink: Sink, *,
              lanes: Sequence[Mapping[str, str]] | None = None,
              on_outcome: Callable[[Experiment, int], None] | None = None,
-             raise_errors: bool = False) -> TaskReport:
+             raise_errors: bool = False, signals: Signals | None = None) -> TaskReport:
     """Run ``experiments`` into ``sink``; ``lanes=None`` runs them in this process.
 
     ``lanes`` holds one environment per lane process (e.g. its CUDA_VISIBLE_DEVICES);
     lanes also encode their records, so this process only appends them.
-    The sink is closed on return, on an exception and on SIGTERM, so what finished is
-    never lost.
+    The sink is closed on return, on an exception and on a stop signal, so what finished
+    is never lost. ``signals``: installed stop signals to use (default: SIGINT, SIGTERM).
     """
     report = TaskReport()
     t0 = time.perf_counter()
-    signals = Signals()
+    own_signals = signals is None
+    signals = signals or Signals()
     encode = sink.encoder()
 
     def handle(exp: Experiment, out: Outcome, lane: int,
@@ -157,7 +163,7 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
         with signals.critical():
             sink.tick()
 
-    with signals.installed():
+    with signals.installed() if own_signals else nullcontext():
         try:
             if lanes is None:
                 for exp in experiments:

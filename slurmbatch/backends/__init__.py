@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import OptionError
-from ..plan import Plan
+from ..experiment import Experiment
+from ..layout import BatchFolder
+from ..plan import Plan, make_plan
+from ..results import Results
 from ..store import Sink
 
 
@@ -19,6 +22,9 @@ class Job:
     name: str
     open_sink: Callable[[str], Sink]
     bar: bool = True
+    folder: BatchFolder | None = None  # None: results in memory (in-process backends only)
+    store: Mapping[str, Any] = field(default_factory=dict)  # segment_rows/_seconds, pickle
+    collect: Callable[[], Results] | None = None  # the batch's results, re-read
 
 
 @dataclass
@@ -28,6 +34,7 @@ class Report:
     executed: int = 0
     done: int = 0
     failed: int = 0
+    missing: int = 0
     failed_ids: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     skipped_done: int = 0
@@ -37,6 +44,8 @@ class Report:
         if not self.executed:
             return f"slurmbatch {name!r}: nothing to run: {self.skipped_done} already done"
         parts = [f"{self.done} done", f"{self.failed} failed"]
+        if self.missing:
+            parts.append(f"{self.missing} missing (their tasks ended without them)")
         if self.skipped_done:
             parts.append(f"{self.skipped_done} already done")
         if self.skipped_duplicates:
@@ -62,6 +71,10 @@ class Backend(ABC):
 
     def validate(self) -> None:  # noqa: B027 - optional hook
         """Check option values; raise OptionError naming the option and the fix."""
+
+    def plan(self, experiments: Iterable[Experiment], done: Collection[str]) -> Plan:
+        """Pack what still needs running (here: one task with everything)."""
+        return make_plan(experiments, done)
 
     @abstractmethod
     def run(self, plan: Plan, job: Job) -> Report:
@@ -89,14 +102,16 @@ def run_here(plan: Plan, job: Job, tag: str, **task_options: Any) -> Report:
     return report
 
 
-def make_backend(executor: Any, options: Mapping[str, Any]) -> Backend:
+def make_backend(executor: Any, options: Mapping[str, Any], **internal: Any) -> Backend:
     """The backend named ``executor`` ('local', 'debug'), with validated options."""
     from .debug import DebugBackend
     from .local import LocalBackend
+    from .slurm import SlurmBackend
 
-    backends: dict[str, type[Backend]] = {"local": LocalBackend, "debug": DebugBackend}
+    backends: dict[str, type[Backend]] = {"local": LocalBackend, "debug": DebugBackend,
+                                          "slurm": SlurmBackend}
     cls = backends.get(executor) if isinstance(executor, str) else None
     if cls is None:
         raise OptionError(f"executor={executor!r} is not available; choose one of: "
                           f"{', '.join(backends)}")
-    return cls(**options)
+    return cls(**options, **internal)

@@ -1,0 +1,165 @@
+"""The Slurm backend: one ``sbatch --array`` per plan array, through submitit.
+
+The plan is packed by the options (runs per task, lanes per task, GPUs), split at the
+cluster's MaxArraySize, written to ``plans/<id>/`` and only then submitted; each array's
+job id is recorded as soon as sbatch returns, so any later process can re-attach.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import submitit
+
+from .. import profiles
+from ..errors import ExecutorError, OptionError
+from ..experiment import Experiment
+from ..options import SlurmOptions, make_options
+from ..plan import Plan, make_plan
+from ..planfile import ArrayRecord, PlanRecord, new_plan_id, plan_dir, save_record, write_plan
+from ..status import DEFAULT_INTERVAL, Scheduler, compute_status, wait_for
+from ..task import SlurmTask
+from . import Backend, Job, Report
+
+DEFAULT_MAX_ARRAY = 1001  # Slurm's own default MaxArraySize
+
+
+def cluster_max_array_size() -> int:
+    """MaxArraySize from ``scontrol show config`` (array indices must be below it)."""
+    if shutil.which("scontrol") is None:
+        raise ExecutorError("Slurm is not available here (no scontrol on PATH): run on a "
+                            "login node, or use executor='local'")
+    proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", proc.stdout, re.M)
+    if proc.returncode != 0 or not m:
+        raise ExecutorError(f"cannot read the cluster's configuration (scontrol show config: "
+                            f"{proc.stderr.strip() or proc.returncode}); is slurmctld up?")
+    return int(m.group(1))
+
+
+@dataclass
+class DryRun:
+    """What a submission would do: the plan and the sbatch scripts, nothing submitted."""
+
+    plan: Plan
+    options: SlurmOptions
+    scripts: list[str]
+
+    def __str__(self) -> str:
+        head = (f"dry run: {self.plan.describe()}\n{self.options.describe()}\n")
+        return head + "\n".join(f"--- array {i} ---\n{s}" for i, s in enumerate(self.scripts))
+
+
+class SlurmBackend(Backend):
+    """Submits plans to Slurm; ``run`` waits for them, ``submit`` returns after sbatch.
+
+    Options: see ``slurmbatch.options.SlurmOptions`` and docs/slurm.md; also
+    ``profile`` (a cluster profile), ``dry_run``, ``poll`` (seconds between store reads
+    while waiting) and ``status_interval`` (seconds between scheduler queries, >= 1).
+    """
+
+    name = "slurm"
+
+    def __init__(self, *, base: SlurmOptions | None = None, **options: Any) -> None:
+        # options are validated by make_options (over ``base``: an earlier plan's options)
+        self.dry_run = bool(options.pop("dry_run", False))
+        self.poll = float(options.pop("poll", 2.0))
+        self.status_interval = float(options.pop("status_interval", DEFAULT_INTERVAL))
+        if self.status_interval < 1 or self.poll <= 0:
+            raise OptionError(f"status_interval={self.status_interval} / poll={self.poll}: "
+                              "give status_interval >= 1 s and poll > 0 s")
+        self.opts = make_options(options, profiles.load(options.get("profile")), base)
+        try:
+            self.max_array = cluster_max_array_size()
+        except ExecutorError:
+            if not self.dry_run:
+                raise
+            warnings.warn(f"no Slurm here: the dry run assumes MaxArraySize="
+                          f"{DEFAULT_MAX_ARRAY}", stacklevel=2)
+            self.max_array = DEFAULT_MAX_ARRAY
+        self.settings = asdict(self.opts)
+
+    def plan(self, experiments: Iterable[Experiment], done: Collection[str]) -> Plan:
+        return make_plan(experiments, done, runs_per_task=self.opts.packing,
+                         max_array_size=self.max_array)
+
+    # -- submission -------------------------------------------------------------------
+    def _executor(self, job: Job, plan_id: str, n_tasks: int) -> submitit.SlurmExecutor:
+        ex = submitit.SlurmExecutor(folder=plan_dir(job.folder, plan_id) / "logs",
+                                    max_num_timeout=0)
+        params = self.opts.resources()
+        parallel = self.opts.max_parallel_tasks or n_tasks
+        ex.update_parameters(job_name=f"sb-{job.name}", wckey="slurmbatch",
+                             array_parallelism=max(1, min(parallel, n_tasks)), **params)
+        return ex
+
+    def scripts(self, plan: Plan, job: Job) -> list[str]:
+        """The sbatch script of each array, exactly as submitit would write it."""
+        out = []
+        for array in plan.arrays:
+            ex = self._executor(job, "dry-run", len(array.tasks))
+            if len(array.tasks) > 1:
+                ex.parameters["map_count"] = len(array.tasks)
+            out.append(ex._make_submission_file_text(ex._submitit_command_str, "dry-run"))
+        return out
+
+    def submit(self, plan: Plan, job: Job) -> PlanRecord | DryRun:
+        """Write the plan, then submit its arrays; returns the plan's record."""
+        if self.dry_run:
+            return DryRun(plan, self.opts, self.scripts(plan, job))
+        if job.folder is None:
+            raise OptionError("executor='slurm' needs results on disk: Slurm tasks run "
+                              "elsewhere; create the batch with saveresult=True")
+        job.folder.create()
+        first, arrays = 0, []
+        for a in plan.arrays:
+            arrays.append(ArrayRecord(a.index, [[t.start, t.stop] for t in a.tasks], first))
+            first += len(a.tasks)
+        record = PlanRecord(new_plan_id(), job.name, time.time(), len(plan), asdict(self.opts),
+                            dict(job.store), arrays, plan.skipped_done,
+                            plan.skipped_duplicates)
+        write_plan(job.folder, plan, record)
+        root = str(job.folder.root.resolve())
+        for arr in record.arrays:
+            ex = self._executor(job, record.plan_id, len(arr.tasks))
+            try:
+                jobs = ex.map_array(SlurmTask(root, record.plan_id, arr.index),
+                                    range(len(arr.tasks)))
+            except Exception as exc:
+                save_record(job.folder, record)
+                done = sum(1 for a in record.arrays if a.job_id)
+                raise ExecutorError(f"sbatch failed for array {arr.index} of plan "
+                                    f"{record.plan_id} ({done} of {len(record.arrays)} arrays "
+                                    f"were submitted): {exc}") from exc
+            arr.job_id = str(jobs[0].job_id).split("_")[0]
+            arr.submitted = time.time()
+            save_record(job.folder, record)
+        return record
+
+    def run(self, plan: Plan, job: Job) -> Report:
+        """Submit, then wait with a progress bar until every task has ended."""
+        record = self.submit(plan, job)
+        if isinstance(record, DryRun):
+            print(record, file=sys.stderr)
+            return Report(skipped_done=plan.skipped_done,
+                          skipped_duplicates=plan.skipped_duplicates)
+        scheduler = Scheduler(self.status_interval)
+        t0 = time.perf_counter()
+        st = wait_for(lambda force: compute_status(job.folder, [record], job.collect(),
+                                                   scheduler, force=force),
+                      name=job.name, bar=job.bar, poll=self.poll)
+        counts: Mapping[str, int] = st.counts
+        failed_ids = st.runs.loc[st.runs["state"] == "failed", "id"].tolist()
+        return Report(executed=len(plan), done=counts["done"], failed=counts["failed"],
+                      missing=counts["missing"], failed_ids=failed_ids,
+                      elapsed=time.perf_counter() - t0, skipped_done=plan.skipped_done,
+                      skipped_duplicates=plan.skipped_duplicates)

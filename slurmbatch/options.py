@@ -1,0 +1,325 @@
+"""Slurm submission options: parsing and validation, before anything is written or submitted.
+
+Every option has one name (``*_per_experiment`` is accepted for ``*_per_run``); an
+unknown name or a bad value raises OptionError naming it and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .errors import OptionError
+
+# sbatch directives slurmbatch sets itself: an extra `sbatch={...}` may not override them
+RESERVED_SBATCH = frozenset({
+    "array", "output", "error", "open-mode", "signal", "requeue", "no-requeue", "wrap",
+    "parsable", "job-name", "time", "partition", "account", "qos", "gres", "gpus-per-task",
+    "cpus-per-task", "mem", "export"})
+_SBATCH_KEY = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.,+:=@-]{1,128}$")  # partition, account, qos
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
+_MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)
+_ALIASES = {"gpus_per_experiment": "gpus_per_run", "cpus_per_experiment": "cpus_per_run",
+            "mem_per_experiment": "mem_per_run", "experiments_per_task": "runs_per_task",
+            "time_per_experiment": "time_per_run"}
+
+
+def parse_duration(value: Any, name: str) -> int:
+    """Seconds from minutes (a number), Slurm's [D-]HH:MM:SS / MM:SS, or '90min', '2h30m'."""
+    bad = OptionError(f"{name}={value!r}: give minutes (e.g. 30), Slurm's 'HH:MM:SS' or "
+                      "'D-HH:MM:SS', or units like '90min', '2h', '1h30m', '45s'")
+    if isinstance(value, bool):
+        raise bad
+    if isinstance(value, (int, float)):
+        if not value > 0 or not math.isfinite(value):
+            raise bad
+        return math.ceil(value * 60)
+    if not isinstance(value, str) or not value.strip():
+        raise bad
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return parse_duration(float(text), name)
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
+    if m and (":" in text or "-" in text):
+        days, a, b, c = (int(x) if x else None for x in m.groups())
+        if c is not None:  # [D-]HH:MM:SS
+            seconds = a * 3600 + b * 60 + c
+        elif b is not None:  # [D-]HH:MM, or MM:SS without a day
+            seconds = a * 3600 + b * 60 if days is not None else a * 60 + b
+        else:  # D-HH
+            seconds = a * 3600
+        seconds += (days or 0) * 86400
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text)
+        if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+            raise bad
+        seconds = 0.0
+        for number, unit in parts:
+            if unit not in _UNITS:
+                raise bad
+            seconds += float(number) * _UNITS[unit]
+    if not seconds > 0:
+        raise bad
+    return math.ceil(seconds)
+
+
+def parse_mem(value: Any, name: str) -> int:
+    """Megabytes from an integer (MB) or '4G', '512M', '1.5GB'."""
+    bad = OptionError(f"{name}={value!r}: give megabytes (e.g. 4000) or a size like '4G', "
+                      "'512M'")
+    if isinstance(value, bool):
+        raise bad
+    if isinstance(value, (int, float)):
+        if not value > 0 or not math.isfinite(value):
+            raise bad
+        return math.ceil(value)
+    m = _MEM.match(value) if isinstance(value, str) else None
+    if not m:
+        raise bad
+    factor = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}[m.group(2).lower()]
+    mb = math.ceil(float(m.group(1)) * factor)
+    if mb < 1:
+        raise bad
+    return mb
+
+
+def _positive_int(value: Any, name: str, fix: str = "give a positive integer") -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise OptionError(f"{name}={value!r}: {fix}")
+    return value
+
+
+def _safe_name(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise OptionError(f"{name}={value!r}: give a Slurm name of letters, digits and "
+                          "_.,+:=@- (no spaces or newlines)")
+    return value
+
+
+def _shell_lines(value: Any, name: str) -> tuple[str, ...]:
+    lines = [value] if isinstance(value, str) else value
+    if not isinstance(lines, (list, tuple)) or not all(isinstance(x, str) for x in lines):
+        raise OptionError(f"{name}={value!r}: give shell lines as a string or a list of strings")
+    out = []
+    for line in lines:
+        if "\x00" in line:
+            raise OptionError(f"{name}: a line contains a NUL character")
+        for part in line.splitlines():
+            if part.lstrip().startswith("#SBATCH"):
+                raise OptionError(f"{name}: {part!r} is an #SBATCH directive; pass directives "
+                                  "with sbatch={'key': 'value'}")
+            out.append(part)
+    return tuple(out)
+
+
+def _sbatch_extra(value: Any) -> tuple[tuple[str, str | bool], ...]:
+    if not isinstance(value, Mapping):
+        raise OptionError(f"sbatch={value!r}: give a dict of extra directives, e.g. "
+                          "{'constraint': 'a100', 'exclusive': True}")
+    out = []
+    for key, v in value.items():
+        k = str(key).lstrip("-").replace("_", "-")
+        if not isinstance(key, str) or not _SBATCH_KEY.match(k):
+            raise OptionError(f"sbatch key {key!r}: give a directive name like 'constraint' "
+                              "(letters, digits and '-')")
+        if k in RESERVED_SBATCH:
+            raise OptionError(f"sbatch key {key!r} is set by slurmbatch: use its own option "
+                              f"(time, partition, account, qos, gpus_per_run, ...) instead")
+        if v is True:
+            out.append((k, True))
+            continue
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            raise OptionError(f"sbatch[{key!r}]={v!r}: give a string, a number or True")
+        text = str(v)
+        if any(c in text for c in "\n\r\x00") or "#SBATCH" in text.upper():
+            raise OptionError(f"sbatch[{key!r}]={v!r}: a value may not contain newlines or "
+                              "#SBATCH")
+        out.append((k, text))
+    return tuple(sorted(out))
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Validated options of a Slurm submission (see docs/slurm.md)."""
+
+    gpus_per_run: float = 0.0
+    cpus_per_run: int = 1
+    mem_per_run: int | None = None  # MB
+    runs_per_task: int | None = None
+    time_per_run: int | None = None  # seconds, to size tasks from the time limit
+    partition: str | None = None
+    time: int = 3600  # task time limit, seconds
+    max_parallel_tasks: int | None = None
+    account: str | None = None
+    qos: str | None = None
+    setup: tuple[str, ...] = ()
+    sbatch: tuple[tuple[str, str | bool], ...] = ()
+    gpu_syntax: str = "gres"  # '--gres=gpu:N' or '--gpus-per-task=N'
+    lanes_per_task: int | None = None
+    signal_delay: int = 90  # seconds before the time limit when USR2 arrives
+    max_requeues: int = 3
+    profile: str | None = field(default=None, compare=False)
+
+    # -- derived ---------------------------------------------------------------------
+    @property
+    def lanes(self) -> int:
+        """Experiments a task runs at once."""
+        if self.lanes_per_task is not None:
+            return self.lanes_per_task
+        if 0 < self.gpus_per_run < 1:
+            return round(1 / self.gpus_per_run)
+        return 1
+
+    @property
+    def task_gpus(self) -> int:
+        return math.ceil(self.gpus_per_run * self.lanes - 1e-9) if self.gpus_per_run else 0
+
+    @property
+    def packing(self) -> int:
+        """Experiments per task: given, or as many as fit the time limit."""
+        if self.runs_per_task is not None:
+            return self.runs_per_task
+        if self.time_per_run is not None:
+            budget = max(self.time - self.signal_delay - 60, self.time * 0.5)
+            return max(1, int(budget / self.time_per_run) * self.lanes)
+        return 100 * self.lanes
+
+    def lane_devices(self, visible: list[str]) -> list[str | None]:
+        """CUDA_VISIBLE_DEVICES of each lane, from the GPUs Slurm gave the task."""
+        if not self.gpus_per_run:
+            return [None] * self.lanes
+        if len(visible) < self.task_gpus:
+            raise OptionError(f"the task sees {len(visible)} GPU(s) ({','.join(visible)}) but "
+                              f"its lanes need {self.task_gpus}: check the profile's gpu_syntax")
+        if self.gpus_per_run >= 1:
+            g = round(self.gpus_per_run)
+            return [",".join(visible[i * g:(i + 1) * g]) for i in range(self.lanes)]
+        share = self.lanes / self.task_gpus  # lanes per GPU
+        return [visible[int(i // share)] for i in range(self.lanes)]
+
+    def resources(self) -> dict[str, Any]:
+        """What one task asks Slurm for (keys are submitit's SlurmExecutor parameters)."""
+        params: dict[str, Any] = {"cpus_per_task": self.cpus_per_run * self.lanes,
+                                  "time": math.ceil(self.time / 60),
+                                  "signal_delay_s": self.signal_delay}
+        if self.task_gpus:
+            if self.gpu_syntax == "gres":
+                params["gres"] = f"gpu:{self.task_gpus}"
+            else:
+                params["gpus_per_task"] = self.task_gpus
+        if self.mem_per_run is not None:
+            params["mem"] = f"{self.mem_per_run * self.lanes}M"
+        for key in ("partition", "account", "qos"):
+            if getattr(self, key) is not None:
+                params[key] = getattr(self, key)
+        if self.setup:
+            params["setup"] = list(self.setup)
+        extra: dict[str, Any] = {"requeue": True}
+        extra.update(dict(self.sbatch))
+        params["additional_parameters"] = extra
+        return params
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SlurmOptions:
+        """Back from ``dataclasses.asdict`` after a JSON round trip (lists -> tuples)."""
+        d = dict(d)
+        d["setup"] = tuple(d.get("setup", ()))
+        d["sbatch"] = tuple(tuple(kv) for kv in d.get("sbatch", ()))
+        return cls(**d)
+
+    def describe(self) -> str:
+        gpus = f", {self.gpus_per_run:g} GPU per run" if self.gpus_per_run else ""
+        return (f"{self.packing} runs per task, {self.lanes} at a time{gpus}, "
+                f"{self.cpus_per_run * self.lanes} CPU(s), time limit {self.time // 60} min")
+
+
+OPTION_NAMES = tuple(f.name for f in fields(SlurmOptions))
+
+
+def make_options(given: Mapping[str, Any], defaults: Mapping[str, Any] | None = None,
+                 base: SlurmOptions | None = None) -> SlurmOptions:
+    """Validated options from ``given`` over ``defaults`` (e.g. a cluster profile), over
+    ``base`` (already validated options, e.g. those of an earlier plan)."""
+    merged: dict[str, Any] = {}
+    for source in (defaults or {}), given:
+        for key, value in source.items():
+            name = _ALIASES.get(key, key)
+            if name not in OPTION_NAMES:
+                valid = ", ".join(n for n in OPTION_NAMES if n != "profile")
+                raise OptionError(f"unknown Slurm option {key!r}; valid options: {valid} "
+                                  f"(and {', '.join(_ALIASES)})")
+            if key != name and name in source:
+                raise OptionError(f"{key!r} and {name!r} are the same option: give one")
+            merged[name] = value
+    return _validate(merged, base or SlurmOptions())
+
+
+def _validate(m: dict[str, Any], base: SlurmOptions) -> SlurmOptions:
+    out: dict[str, Any] = {}
+    if "gpus_per_run" in m and m["gpus_per_run"] is not None:
+        g = m["gpus_per_run"]
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+            raise OptionError(f"gpus_per_run={g!r}: give 0 (CPU only), a whole number of GPUs, "
+                              "or a fraction 1/k (0.5, 0.25) to run k experiments per GPU")
+        if 0 < g < 1 and abs(1 / g - round(1 / g)) > 1e-6:
+            raise OptionError(f"gpus_per_run={g!r}: a fraction must be 1/k (0.5, 0.25, "
+                              "0.2, ...) so that k experiments share one GPU")
+        if g >= 1 and g != int(g):
+            raise OptionError(f"gpus_per_run={g!r}: above 1, give a whole number of GPUs")
+        out["gpus_per_run"] = float(g)
+    if m.get("cpus_per_run") is not None:
+        out["cpus_per_run"] = _positive_int(m["cpus_per_run"], "cpus_per_run")
+    if m.get("mem_per_run") is not None:
+        out["mem_per_run"] = parse_mem(m["mem_per_run"], "mem_per_run")
+    if m.get("runs_per_task") is not None:
+        out["runs_per_task"] = _positive_int(m["runs_per_task"], "runs_per_task")
+    if m.get("time_per_run") is not None:
+        out["time_per_run"] = parse_duration(m["time_per_run"], "time_per_run")
+    for key in ("partition", "account", "qos"):
+        if m.get(key) is not None:
+            out[key] = _safe_name(m[key], key)
+    if m.get("time") is not None:
+        out["time"] = parse_duration(m["time"], "time")
+        if out["time"] < 60:
+            raise OptionError(f"time={m['time']!r}: Slurm's limits are whole minutes; give at "
+                              "least 1 minute")
+    if m.get("max_parallel_tasks") is not None:
+        out["max_parallel_tasks"] = _positive_int(m["max_parallel_tasks"], "max_parallel_tasks")
+    if m.get("setup") is not None:
+        out["setup"] = _shell_lines(m["setup"], "setup")
+    if m.get("sbatch") is not None:
+        out["sbatch"] = _sbatch_extra(m["sbatch"])
+    if m.get("gpu_syntax") is not None:
+        if m["gpu_syntax"] not in ("gres", "gpus"):
+            raise OptionError(f"gpu_syntax={m['gpu_syntax']!r}: choose 'gres' "
+                              "(--gres=gpu:N) or 'gpus' (--gpus-per-task=N)")
+        out["gpu_syntax"] = m["gpu_syntax"]
+    if m.get("lanes_per_task") is not None:
+        out["lanes_per_task"] = _positive_int(m["lanes_per_task"], "lanes_per_task")
+    if m.get("signal_delay") is not None:
+        d = m["signal_delay"]  # plain numbers are seconds here
+        out["signal_delay"] = parse_duration(f"{d}s" if isinstance(d, (int, float))
+                                             and not isinstance(d, bool) else d, "signal_delay")
+    if m.get("max_requeues") is not None:
+        r = m["max_requeues"]
+        if not isinstance(r, int) or isinstance(r, bool) or r < 0:
+            raise OptionError(f"max_requeues={r!r}: give 0 or a positive integer")
+        out["max_requeues"] = r
+    if m.get("profile") is not None:
+        out["profile"] = m["profile"]
+    opts = replace(base, **out)
+    if opts.lanes_per_task is not None and 0 < opts.gpus_per_run < 1:
+        k = round(1 / opts.gpus_per_run)
+        if opts.lanes_per_task % k:
+            raise OptionError(f"lanes_per_task={opts.lanes_per_task} with gpus_per_run="
+                              f"{opts.gpus_per_run:g}: give a multiple of {k} so whole GPUs "
+                              "are shared")
+    if opts.signal_delay >= opts.time:
+        raise OptionError(f"signal_delay={opts.signal_delay}s is not shorter than the time "
+                          f"limit ({opts.time}s): give a longer time or a shorter delay")
+    return opts
+

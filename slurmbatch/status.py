@@ -1,0 +1,222 @@
+"""Status of submitted plans: Slurm job states (one batched query) combined with the store.
+
+The scheduler is asked once per refresh for all of a batch's jobs — one ``sacct`` call
+(or ``squeue`` where accounting is off), never one per job — and not more often than
+``min_interval`` seconds. A run is *done* or *failed* by what the store holds; otherwise
+its task's Slurm state makes it *running*, *pending* or *missing* (its task ended
+without it).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .layout import BatchFolder
+from .planfile import PlanRecord, load_ids
+from .results import Results
+
+RUNNING = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT",
+                     "RESIZING"})
+WAITING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED",
+                     "STOPPED", "SPECIAL_EXIT", "RESV_DEL_HOLD"})
+STATES = ("done", "failed", "running", "pending", "missing")
+_TASK = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
+DEFAULT_INTERVAL = 10.0
+
+
+def _expand(spec: str) -> list[int]:
+    """'[2-5%2]' / '[1,3-4]' -> task indices."""
+    body = spec.strip("[]").split("%")[0]
+    out: list[int] = []
+    for part in body.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def parse_states(text: str) -> dict[tuple[str, int | None], str]:
+    """``JobID|State`` lines (sacct -P or squeue -o '%i|%T') -> {(job, task): STATE}."""
+    states: dict[tuple[str, int | None], str] = {}
+    for line in text.splitlines():
+        if "|" not in line:
+            continue
+        jobid, state = line.split("|", 1)
+        m = _TASK.match(jobid.strip())
+        if not m:
+            continue  # job steps (123.batch) and the like
+        state = state.strip().split(" ")[0].rstrip("+")
+        job, task = m.group(1), m.group(2)
+        if task is None:
+            states[(job, None)] = state
+        elif task.startswith("["):
+            for t in _expand(task):
+                states.setdefault((job, t), state)
+        else:
+            states[(job, int(task))] = state
+    return states
+
+
+class Scheduler:
+    """Batched, throttled queries of Slurm job states; counts its calls."""
+
+    def __init__(self, min_interval: float = DEFAULT_INTERVAL) -> None:
+        self.min_interval = min_interval
+        self.calls = 0
+        self.source = ""  # 'sacct', 'squeue' or 'store' (what the last answer came from)
+        self._last = -float("inf")
+        self._cache: dict[tuple[str, int | None], str] = {}
+        self._jobs: tuple[str, ...] = ()
+        self._warned = False
+
+    def states(self, jobs: Sequence[str], *, force: bool = False
+               ) -> dict[tuple[str, int | None], str]:
+        jobs = tuple(sorted(set(jobs)))
+        if not jobs:
+            return {}
+        if not force and jobs == self._jobs and time.monotonic() - self._last < self.min_interval:
+            return self._cache
+        self._jobs, self._last = jobs, time.monotonic()
+        self._cache = self._query(",".join(jobs))
+        return self._cache
+
+    def _run(self, cmd: list[str]) -> str | None:
+        self.calls += 1
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout if proc.returncode == 0 else None
+
+    def _query(self, joblist: str) -> dict[tuple[str, int | None], str]:
+        out = self._run(["sacct", "-n", "-P", "-X", "--format=JobID,State", "-j", joblist])
+        if out is not None:
+            self.source = "sacct"
+            return parse_states(out)
+        self._warn("sacct failed (is accounting enabled?): using squeue, which knows only "
+                   "jobs still queued or running")
+        out = self._run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", joblist])
+        if out is not None:
+            self.source = "squeue"
+            states = parse_states(out)
+            return states
+        self._warn("neither sacct nor squeue answered: status comes from the store alone")
+        self.source = "store"
+        return {}
+
+    def _warn(self, message: str) -> None:
+        if not self._warned:
+            warnings.warn(f"slurmbatch: {message}", stacklevel=4)
+            self._warned = True
+
+
+@dataclass
+class Status:
+    """Where every run of a batch's submitted plans stands."""
+
+    counts: dict[str, int]
+    runs: pd.DataFrame  # id, state, plan, array, task, job
+    tasks: pd.DataFrame  # plan, array, task, job, slurm_state, runs, done, failed
+    source: str = ""
+    checked: float = field(default_factory=time.time)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.counts.get("running") or self.counts.get("pending"))
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{self.counts.get(s, 0)} {s}" for s in STATES)
+        return f"{sum(self.counts.values())} runs: {parts} (scheduler: {self.source or 'n/a'})"
+
+    __repr__ = __str__
+
+
+def _task_state(states: dict, job: str | None, task: int, single: bool,
+                submitted: float | None, now: float) -> str:
+    if job is None:
+        return "UNSUBMITTED"
+    state = states.get((job, None) if single else (job, task))
+    if state is None:  # not (yet) known to the scheduler's answer
+        recent = submitted is not None and now - submitted < 300
+        return "PENDING" if recent else "UNKNOWN"
+    return state
+
+
+def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: Results,
+                   scheduler: Scheduler, *, force: bool = False) -> Status:
+    """Combine the plans, the scheduler's states and the store into a Status."""
+    jobs = [j for r in records if not r.cancelled for j in r.job_ids()]
+    states = scheduler.states(jobs, force=force) if jobs else {}
+    now = time.time()
+    done = set(results.ids)
+    failed = set(results.failed_ids)
+    run_rows: dict[str, tuple[str, str, int, int, str]] = {}
+    task_rows = []
+    for rec in records:
+        ids = load_ids(folder, rec.plan_id)
+        for arr in rec.arrays:
+            single = len(arr.tasks) == 1
+            for t, (start, stop) in enumerate(arr.tasks):
+                slurm = _task_state(states, arr.job_id, t, single, arr.submitted, now)
+                n_done = n_failed = 0
+                for i in ids[start:stop].tolist():
+                    if i in done:
+                        state = "done"
+                        n_done += 1
+                    elif i in failed:
+                        state = "failed"
+                        n_failed += 1
+                    elif slurm in RUNNING:
+                        state = "running"
+                    elif slurm in WAITING:
+                        state = "pending"
+                    else:
+                        state = "missing"
+                    run_rows[i] = (state, rec.plan_id, arr.index, t, arr.job_id or "")
+                task_rows.append((rec.plan_id, arr.index, t,
+                                  f"{arr.job_id}_{t}" if arr.job_id and not single
+                                  else arr.job_id or "", slurm, stop - start, n_done, n_failed))
+    runs = pd.DataFrame([(i, *v) for i, v in run_rows.items()],
+                        columns=["id", "state", "plan", "array", "task", "job"])
+    tasks = pd.DataFrame(task_rows, columns=["plan", "array", "task", "job", "slurm_state",
+                                             "runs", "done", "failed"])
+    counts = {s: 0 for s in STATES}
+    counts.update(runs["state"].value_counts().to_dict() if len(runs) else {})
+    return Status(counts, runs, tasks, scheduler.source if jobs else "")
+
+
+def wait_for(status: Callable[[bool], Status], *, name: str, bar: bool = True,
+             poll: float = 2.0, timeout: float | None = None) -> Status:
+    """Block until no run is running or pending; a tqdm bar counts finished runs."""
+    t0 = time.monotonic()
+    st = status(True)
+    total = int(sum(st.counts.values()))
+    progress = tqdm(total=total, desc=name, unit="run", disable=not bar, file=sys.stderr,
+                    dynamic_ncols=True, leave=True)
+    try:
+        while True:
+            finished = st.counts["done"] + st.counts["failed"]
+            progress.n = finished
+            progress.set_postfix(running=st.counts["running"], pending=st.counts["pending"],
+                                 failed=st.counts["failed"], refresh=False)
+            progress.refresh()
+            if not st.active:
+                return status(True) if st.counts["missing"] else st
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                return st
+            time.sleep(poll)
+            st = status(False)
+    finally:
+        progress.close()
+
