@@ -1,6 +1,20 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run the whole suite (lint, unit, fault, bench smoke).
+# Install everything the tests need and run the whole suite: lint, unit, fault and Slurm
+# tests (the Slurm test cluster is installed and started where this runs as root on
+# Debian; with CI=true it must start, and the Slurm tests must run).
 # Usage: scripts/test.sh [pytest options]
 . "$(dirname "$0")/env.sh" test
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if ! tests/cluster/cluster.sh start; then
+        if [ "${CI:-}" = true ]; then
+            echo "scripts/test.sh: the Slurm test cluster did not start" >&2
+            exit 1
+        fi
+        echo "scripts/test.sh: no Slurm test cluster: tests/slurm will be skipped" >&2
+    fi
+elif [ "${CI:-}" = true ]; then
+    echo "scripts/test.sh: CI needs root on Debian to start the Slurm test cluster" >&2
+    exit 1
+fi
 ruff check slurmbatch tests bench
 python -m pytest "$@"

@@ -1,16 +1,20 @@
-"""Command line: ``slurmbatch demo|collect|ls``."""
+"""Command line: ``slurmbatch demo|status|wait|collect|cancel|retry|ls``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .backends.slurm import DryRun
+from .batch import Batch
 from .collect import Collector, collect
 from .errors import SlurmbatchError, StoreError
 from .layout import BatchFolder
+from .status import Status
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -32,12 +36,65 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report.failed == 0 else 1
 
 
+def _batch_folder(args: argparse.Namespace) -> Path:
+    """NAME as a batch folder, or as a batch name under --path."""
+    given = Path(args.name)
+    for folder in (given, Path(args.path) / args.name):
+        if BatchFolder(folder).exists():
+            return folder
+    raise StoreError(f"no batch {args.name!r}: give a batch folder (<path>/<name>, holding "
+                     f"batch.json) or a name under --path (now {args.path!r})")
+
+
+def _attach(args: argparse.Namespace) -> Batch:
+    folder = _batch_folder(args)
+    return Batch(folder.name, folder.parent)
+
+
+def _print_status(st: Status, tasks: bool) -> None:
+    print(st)
+    if tasks and len(st.tasks):
+        print(st.tasks.to_string(index=False))
+
+
+def _status(args: argparse.Namespace) -> int:
+    batch = _attach(args)
+    if not batch.plans():
+        print(f"{batch.name}: nothing submitted to Slurm; {batch.results}")
+        return 0
+    st = batch.status(force=True)
+    if args.json:
+        print(json.dumps({"counts": st.counts, "source": st.source,
+                          "tasks": st.tasks.to_dict(orient="records")}, default=str))
+    else:
+        _print_status(st, args.tasks)
+    return 0
+
+
+def _wait(args: argparse.Namespace) -> int:
+    batch = _attach(args)
+    st = batch.wait(poll=args.poll, timeout=args.timeout)
+    _print_status(st, False)
+    return 0 if not (st.counts["failed"] or st.counts["missing"] or st.active) else 1
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    jobs = _attach(args).cancel()
+    print(f"cancelled {', '.join(jobs)}" if jobs else "nothing to cancel")
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    batch = _attach(args)
+    out = batch.retry(failed=not args.missing_only, dry_run=args.dry_run)
+    if isinstance(out, DryRun):
+        print(out)
+    return 0
+
+
 def _collect(args: argparse.Namespace) -> int:
-    folder = Path(args.folder)
+    folder = _batch_folder(args)
     if args.consolidate:
-        if not BatchFolder(folder).exists():
-            raise StoreError(f"{folder} is not a slurmbatch batch folder (no batch.json): pass "
-                             "the folder <path>/<name> of a batch, e.g. '_res/example'")
         BatchFolder(folder).check()
         merged = Collector(folder / "segments").consolidate()
         print(f"consolidated into {merged}" if merged else "nothing to consolidate")
@@ -75,8 +132,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", default="demo")
     p.add_argument("--seeds", type=int, default=20)
     p.set_defaults(func=_demo)
-    p = sub.add_parser("collect", help="read a batch folder's results")
-    p.add_argument("folder", help="the batch folder, <path>/<name>")
+    def batch_parser(name: str, help: str) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help)
+        q.add_argument("name", help="a batch folder (<path>/<name>) or a batch name")
+        q.add_argument("--path", default="_res", help="where batch names are looked up")
+        return q
+
+    p = batch_parser("status", "counts of done/failed/running/pending/missing runs")
+    p.add_argument("--tasks", action="store_true", help="also the state of every array task")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_status)
+    p = batch_parser("wait", "wait until no run is running or pending (progress bar)")
+    p.add_argument("--poll", type=float, default=2.0)
+    p.add_argument("--timeout", type=float, default=None)
+    p.set_defaults(func=_wait)
+    p = batch_parser("cancel", "cancel every pending or running task of the batch")
+    p.set_defaults(func=_cancel)
+    p = batch_parser("retry", "submit again the runs that are missing or failed")
+    p.add_argument("--missing-only", action="store_true", help="not the failed runs")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and the sbatch scripts, submit nothing")
+    p.set_defaults(func=_retry)
+    p = batch_parser("collect", "read a batch's results")
     p.add_argument("--consolidate", action="store_true", help="merge segment files into one")
     p.add_argument("--csv", help="write the results table to this CSV file")
     p.add_argument("--head", type=int, default=10)

@@ -9,6 +9,7 @@ first takes every outcome the lanes have already sent.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import multiprocessing as mp
@@ -31,6 +32,7 @@ _CHUNK_DONE = "c"
 _MAX_CHUNK = 256
 _TICK = 1.0
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_PR_SET_PDEATHSIG = 1
 
 Handle = Callable[[Experiment, Outcome, int, "list[Encoded] | None"], None]
 Encode = Callable[[Record], Encoded]
@@ -56,8 +58,23 @@ def _whole_lines(stream: Any) -> Any:
                        errors=stream.errors)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this lane when the process that forked it dies (a lane must
+    not go on computing results nobody will receive)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
 def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping[str, str],
-               lane: int, encode: Encode) -> None:
+               lane: int, encode: Encode, siblings: Sequence[Connection], parent: int) -> None:
+    _die_with_parent(parent)
+    for other in siblings:  # inherited ends of the other lanes' pipes: not ours to hold
+        other.close()
     # started with SIGINT/SIGTERM blocked, so the parent's handlers never run here
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -124,7 +141,7 @@ class LanePool:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_lane_main, name=f"slurmbatch-lane-{lane.number}",
                                  args=(child, self.experiments, lane.env, lane.number,
-                                       self.encode),
+                                       self.encode, list(self._live), os.getpid()),
                                  daemon=True)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:

@@ -164,3 +164,39 @@ def test_sigterm_saves_everything_finished(tmp_path: Path) -> None:
 
 def test_ctrl_c_saves_everything_finished(tmp_path: Path) -> None:
     _graceful(tmp_path, signal.SIGINT)
+
+
+LANES_SCRIPT = """
+import os, sys, time, slurmbatch
+
+class Pid(slurmbatch.Run):
+    def run(self, x=0):
+        with open('pids.log', 'a') as f:
+            f.write(f'{os.getpid()}\\n')
+        time.sleep(3)
+        return x
+
+b = slurmbatch.Batch('orphans')
+b.add_factorial_runs(Pid, {'x': list(range(20))})
+b(workers=2, bar=False)
+"""
+
+
+def test_lanes_die_with_the_batch_process(tmp_path: Path) -> None:
+    """SIGKILL of the batch process alone: its lanes do not go on computing for nobody."""
+    script = tmp_path / "orphans.py"
+    script.write_text(LANES_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True)
+    log = Path("pids.log")
+    deadline = time.monotonic() + 60
+    while not (log.exists() and len(set(log.read_text().split())) >= 2):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # not the group: only the batch process
+    proc.wait()
+    lanes = {int(p) for p in log.read_text().split()}
+    time.sleep(0.5)  # well before their 3 s runs would end
+    alive = [p for p in lanes if Path(f"/proc/{p}").exists()
+             and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]]
+    assert alive == []

@@ -8,6 +8,7 @@ job id is recorded as soon as sbatch returns, so any later process can re-attach
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,13 +16,16 @@ import time
 import warnings
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import submitit
 
 from .. import profiles
 from ..errors import ExecutorError, OptionError
 from ..experiment import Experiment
+from ..layout import BatchFolder
 from ..options import SlurmOptions, make_options
 from ..plan import Plan, make_plan
 from ..planfile import ArrayRecord, PlanRecord, new_plan_id, plan_dir, save_record, write_plan
@@ -44,6 +48,30 @@ def cluster_max_array_size() -> int:
         raise ExecutorError(f"cannot read the cluster's configuration (scontrol show config: "
                             f"{proc.stderr.strip() or proc.returncode}); is slurmctld up?")
     return int(m.group(1))
+
+
+def _import_path_lines() -> list[str]:
+    """Shell lines making tasks import the slurmbatch that submitted them, when it runs
+    from a source checkout rather than an installed package."""
+    home = Path(__file__).resolve().parents[2]  # the folder holding the slurmbatch package
+    if home.name in ("site-packages", "dist-packages"):
+        return []
+    quoted = shlex.quote(str(home))
+    return [f'export PYTHONPATH={quoted}"${{PYTHONPATH:+:$PYTHONPATH}}"']
+
+
+def log_hint(folder: BatchFolder, record: PlanRecord, tasks: pd.DataFrame) -> str | None:
+    """The last line of the error log of a task that ended without its runs."""
+    logs = plan_dir(folder, record.plan_id) / "logs"
+    bad = tasks[(tasks["plan"] == record.plan_id) & (tasks["done"] + tasks["failed"]
+                                                     < tasks["runs"])]
+    for job in bad["job"]:
+        for path in sorted(logs.glob(f"{job}_*log.err")) + sorted(logs.glob(f"{job}_*log.out")):
+            lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()
+                     and not ln.startswith(("srun:", "submitit"))]
+            if lines:
+                return f"task {job} ended early; its log {path} ends with: {lines[-1]}"
+    return None
 
 
 @dataclass
@@ -97,6 +125,7 @@ class SlurmBackend(Backend):
         ex = submitit.SlurmExecutor(folder=plan_dir(job.folder, plan_id) / "logs",
                                     max_num_timeout=0)
         params = self.opts.resources()
+        params["setup"] = [*_import_path_lines(), *params.get("setup", [])]
         parallel = self.opts.max_parallel_tasks or n_tasks
         ex.update_parameters(job_name=f"sb-{job.name}", wckey="slurmbatch",
                              array_parallelism=max(1, min(parallel, n_tasks)), **params)
@@ -158,6 +187,10 @@ class SlurmBackend(Backend):
                                                    scheduler, force=force),
                       name=job.name, bar=job.bar, poll=self.poll)
         counts: Mapping[str, int] = st.counts
+        if counts["missing"]:
+            hint = log_hint(job.folder, record, st.tasks)
+            if hint:
+                print(f"slurmbatch {job.name!r}: {hint}", file=sys.stderr)
         failed_ids = st.runs.loc[st.runs["state"] == "failed", "id"].tolist()
         return Report(executed=len(plan), done=counts["done"], failed=counts["failed"],
                       missing=counts["missing"], failed_ids=failed_ids,

@@ -1,0 +1,119 @@
+"""Recovery on the real test cluster: cancelled and killed tasks, time limits, re-attaching."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import slurmbatch
+
+from .runs import Probe
+from conftest import ROOT
+
+OPTS = {"profile": "testcluster", "time": 10, "status_interval": 2}
+
+
+def executions(log: Path) -> Counter:
+    return Counter(int(line.split()[0]) for line in log.read_text().splitlines())
+
+
+def wait_for_lines(log: Path, count: int, timeout: float = 120) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = log.read_text().splitlines() if log.exists() else []
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.2)
+    raise AssertionError(f"{log} did not reach {count} lines")
+
+
+def test_scancel_of_one_task_then_retry_completes_only_the_missing(tmp_path: Path) -> None:
+    log = tmp_path / "exec.log"
+    b = slurmbatch.Batch("cancel1")
+    b.add_factorial_runs(Probe, {"x": list(range(40)), "seconds": [1.0], "log": [str(log)]})
+    plan = b.submit(runs_per_task=10, **OPTS)
+    wait_for_lines(log, 8)  # the tasks are running
+    job = f"{plan.arrays[0].job_id}_1"
+    subprocess.run(["scancel", job], check=True)
+    st = b.wait(poll=0.5, bar=False)
+    assert st.counts["missing"] > 0 and st.counts["done"] + st.counts["missing"] == 40
+    cancelled = st.tasks[st.tasks["job"] == job]
+    assert cancelled["slurm_state"].iloc[0] == "CANCELLED"
+    done_before = set(b.results.ids)
+    again = b.retry()
+    assert again.n == st.counts["missing"]
+    final = b.wait(poll=0.5, bar=False)
+    assert final.counts == {"done": 40, "failed": 0, "running": 0, "pending": 0, "missing": 0}
+    runs = executions(log)
+    assert sorted(runs) == list(range(40))
+    by_x = {r.parameters["x"]: r.id for r in b.run}
+    # done before the cancel: run once; at most the one killed mid-run ran twice
+    assert all(runs[x] == 1 for x, i in by_x.items() if i in done_before)
+    assert sum(n - 1 for n in runs.values()) <= 1
+
+
+def test_sigkill_of_a_task_process_keeps_what_finished(tmp_path: Path) -> None:
+    log = tmp_path / "exec.log"
+    b = slurmbatch.Batch("kill1")
+    b.add_factorial_runs(Probe, {"x": list(range(20)), "seconds": [1.0], "log": [str(log)]})
+    b.submit(runs_per_task=20, lanes_per_task=2, **OPTS)
+    lines = wait_for_lines(log, 8)
+    task_pid = int(lines[-1].split()[2])  # the parent of the lanes: the task process
+    os.kill(task_pid, signal.SIGKILL)
+    st = b.wait(poll=0.5, bar=False)
+    started = executions(log)
+    # the lanes died with the task; every run that finished before the kill was kept
+    # (its journal is read, and recovered by the retry's writer): only the two running
+    # on the lanes at the kill are lost
+    assert st.counts["done"] >= len(started) - 2
+    assert st.counts["missing"] == 20 - st.counts["done"]
+    b.retry()
+    final = b.wait(poll=0.5, bar=False)
+    assert final.counts["done"] == 20
+    assert sorted(b.results.df["x"]) == list(range(20))
+    assert sum(n - 1 for n in executions(log).values()) <= 4  # only the killed ones again
+
+
+def test_a_task_past_its_time_limit_is_requeued_and_finishes(tmp_path: Path) -> None:
+    """A 2-minute limit, USR2 60 s before it: the task saves, requeues and resumes."""
+    log = tmp_path / "exec.log"
+    b = slurmbatch.Batch("timeout1")
+    b.add_factorial_runs(Probe, {"x": list(range(16)), "seconds": [5.0], "log": [str(log)]})
+    report = b(executor="slurm", runs_per_task=16, time=2, signal_delay=60, bar=False,
+               poll=1, profile="testcluster", status_interval=5)
+    assert (report.done, report.failed, report.missing) == (16, 0, 0)
+    df = b.results.df
+    assert sorted(df["x"]) == list(range(16))
+    assert df["restart"].max() >= 1  # some runs ran after a requeue
+    runs = executions(log)
+    # at most the experiment running at each signal ran twice
+    assert sum(n - 1 for n in runs.values()) <= df["restart"].max()
+
+
+def test_a_second_process_reattaches_and_collects_the_same_table(tmp_path: Path) -> None:
+    b = slurmbatch.Batch("attach1")
+    b.add_factorial_runs(Probe, {"x": list(range(30)), "seconds": [0.3]})
+    b.submit(runs_per_task=10, **OPTS)
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT)!r})
+import slurmbatch
+b = slurmbatch.Batch("attach1")          # no Run class, no runs added: re-attach
+st = b.wait(poll=0.5, bar=False, status_interval=2)
+df = b.results.df.sort_values("x")
+print(json.dumps({{"counts": st.counts, "ids": df["id"].tolist(), "x": df["x"].tolist(),
+                   "gpu": df["gpu"].tolist()}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    other = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert other["counts"]["done"] == 30
+    mine = b.results.df.sort_values("x")
+    assert other["ids"] == mine["id"].tolist() and other["x"] == list(range(30))
+    assert other["gpu"] == mine["gpu"].tolist()

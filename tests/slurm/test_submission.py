@@ -1,0 +1,113 @@
+"""Submission on the real test cluster: packing, GPUs, array splitting, no resubmission."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+
+import slurmbatch
+
+from .runs import Probe
+
+OPTS = {"profile": "testcluster", "time": 10, "poll": 0.5, "status_interval": 2}
+
+
+def task_spans(job_id: str) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Start and end of every task of an array, from sacct."""
+    out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,Start,End"],
+                         capture_output=True, text=True, check=True).stdout
+    spans = []
+    for line in out.splitlines():
+        _, start, end = line.split("|")
+        spans.append((dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)))
+    return spans
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def test_one_gpu_per_run_packs_40_tasks_and_never_runs_more_than_4(tmp_path: Path) -> None:
+    b = slurmbatch.Batch("gpu1")
+    b.add_factorial_runs(Probe, {"x": list(range(400))})
+    report = b(executor="slurm", gpus_per_run=1, runs_per_task=10, bar=False, **OPTS)
+    assert (report.done, report.failed, report.missing) == (400, 0, 0)
+    (plan,) = b.plans()
+    assert len(plan.arrays) == 1 and len(plan.arrays[0].tasks) == 40
+    assert all(stop - start == 10 for start, stop in plan.arrays[0].tasks)
+    # never more than 4 tasks (4 GPUs) at once, by the scheduler's own records
+    spans = task_spans(plan.arrays[0].job_id)
+    assert len(spans) == 40
+    assert max_overlap([(s.timestamp(), e.timestamp() - 1e-3) for s, e in spans]) <= 4
+    df = b.results.df
+    assert len(df) == 400 and sorted(df["x"]) == list(range(400))
+    # each run saw exactly one GPU id, and runs that overlapped never shared one
+    assert df["gpu"].str.fullmatch(r"[0-3]").all()
+    runs = sorted(zip(df["t0"], df["t1"], df["gpu"]))
+    for gpu in "0123":
+        mine = [(t0, t1) for t0, t1, g in runs if g == gpu]
+        assert max_overlap(mine) <= 1
+
+
+def test_quarter_gpu_per_run_shares_each_gpu_between_four_runs(tmp_path: Path) -> None:
+    b = slurmbatch.Batch("gpu4")
+    b.add_factorial_runs(Probe, {"x": list(range(80)), "seconds": [0.3]})
+    report = b(executor="slurm", gpus_per_run=0.25, runs_per_task=20, bar=False, **OPTS)
+    assert report.done == 80
+    df = b.results.df
+    for _, task in df.groupby("array_task"):
+        assert task["gpu"].nunique() == 1  # one GPU per task ...
+        assert sorted(task["lane"].unique()) == ["0", "1", "2", "3"]  # ... for its 4 lanes
+    runs = list(zip(df["t0"], df["t1"], df["gpu"]))
+    for gpu in "0123":
+        mine = [(t0, t1) for t0, t1, g in runs if g == gpu]
+        assert max_overlap(mine) <= 4
+    assert max_overlap([(t0, t1) for t0, t1, _ in runs]) > 4  # lanes did run side by side
+
+
+def test_max_array_size_splits_arrays_with_indices_from_zero(max_array_11: None) -> None:
+    b = slurmbatch.Batch("split")
+    b.add_factorial_runs(Probe, {"x": list(range(400))})
+    report = b(executor="slurm", runs_per_task=10, bar=False, **OPTS)
+    assert report.done == 400
+    (plan,) = b.plans()
+    assert [len(a.tasks) for a in plan.arrays] == [11, 11, 11, 7]
+    assert len({a.job_id for a in plan.arrays}) == 4
+    assert sorted(b.results.df["x"]) == list(range(400))
+    tasks = b.status(force=True).tasks
+    assert sorted(tasks.groupby("array")["task"].max()) == [6, 10, 10, 10]
+
+
+def test_submitting_again_submits_nothing(tmp_path: Path) -> None:
+    b = slurmbatch.Batch("again")
+    b.add_factorial_runs(Probe, {"x": list(range(30)), "seconds": [0.5]})
+    first = b.submit(runs_per_task=10, **{k: v for k, v in OPTS.items() if k != "poll"})
+    assert first is not None and first.n == 30
+    assert b.submit(runs_per_task=10, profile="testcluster") is None  # all in flight
+    report = b(executor="slurm", runs_per_task=10, bar=False, **OPTS)  # nothing new either
+    assert report.executed == 0
+    st = b.wait(poll=0.5, bar=False, status_interval=2)
+    assert st.counts["done"] == 30
+    assert b.submit(runs_per_task=10, profile="testcluster") is None  # all done
+    assert len(b.plans()) == 1
+
+
+def test_dry_run_writes_and_submits_nothing(tmp_path: Path) -> None:
+    b = slurmbatch.Batch("dry")
+    b.add_factorial_runs(Probe, {"x": list(range(25))})
+    out = b.submit(dry_run=True, gpus_per_run=0.5, runs_per_task=10, partition="debug",
+                   sbatch={"comment": "dry run"}, time="0:30:00")
+    assert isinstance(out, slurmbatch.backends.slurm.DryRun)
+    (script,) = out.scripts
+    for line in ("#SBATCH --array=0-2%3", "#SBATCH --gres=gpu:1", "#SBATCH --cpus-per-task=2",
+                 "#SBATCH --requeue", "#SBATCH --time=30", "#SBATCH --partition=debug",
+                 "#SBATCH --comment='dry run'", "#SBATCH --signal=USR2@90"):
+        assert line in script
+    assert "3 task(s)" in str(out)
+    assert not Path("_res").exists()
