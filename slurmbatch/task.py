@@ -3,12 +3,14 @@
 A task reads only its part of the plan's payload, skips experiments that its earlier
 attempts already stored (after a requeue, timeout or preemption), and runs the rest in
 lanes: one per GPU or GPU share, each with its own CUDA_VISIBLE_DEVICES. On USR2 (sent
-before the time limit and on preemption) it saves what finished and requeues itself,
-at most ``max_requeues`` times; SIGTERM (scancel) saves and stops.
+before the time limit and on preemption) it saves what finished and requeues itself;
+only time limits count against ``max_requeues``, after which the experiments left are
+recorded as failed. SIGTERM (scancel) saves and stops.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -19,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .collect import Collector
-from .layout import BatchFolder
+from .layout import BatchFolder, make_dir, write_atomic
 from .options import SlurmOptions
-from .planfile import load_record, load_task
+from .planfile import load_record, load_task, plan_dir
 from .records import FAILED, Record
 from .store import SegmentWriter
 from .worker import Interrupted, Signals, run_task
@@ -58,13 +60,25 @@ class SlurmTask:
 
 def run_slurm_task(root: Path, plan_id: str, array: int, task: int) -> dict[str, Any]:
     # our handlers from the start: a USR2 while loading must not end the job unrequeued
+    started = time.monotonic()
     signals = Signals(stop=(signal.SIGINT, signal.SIGTERM, signal.SIGUSR2))
     with signals.installed():
-        return _run(BatchFolder(root), plan_id, array, task, signals)
+        return _run(BatchFolder(root), plan_id, array, task, signals, started)
+
+
+def _timeouts(folder: BatchFolder, plan_id: str, tag: str, add: int = 0) -> int:
+    """How often this task reached its time limit (preemptions do not count)."""
+    path = plan_dir(folder, plan_id) / "timeouts" / f"{tag}.json"
+    count = json.loads(path.read_text())["timeouts"] if path.is_file() else 0
+    if add:
+        make_dir(path.parent)
+        count += add
+        write_atomic(path, json.dumps({"timeouts": count}).encode())
+    return count
 
 
 def _run(folder: BatchFolder, plan_id: str, array: int, task: int,
-         signals: Signals) -> dict[str, Any]:
+         signals: Signals, started: float) -> dict[str, Any]:
     record = load_record(folder, plan_id)
     opts = SlurmOptions.from_dict(record.options)
     arr = record.arrays[array]
@@ -92,12 +106,16 @@ def _run(folder: BatchFolder, plan_id: str, array: int, task: int,
             raise  # scancel: what finished is saved, the rest stays missing
         left = [e for e in todo if e.id not in set(
             Collector(folder.segments, prefix=f"seg-{tag}-").collect().status["id"])]
-        if restarts < opts.max_requeues and left:
+        # USR2 comes signal_delay s before the time limit, or at a preemption
+        near_limit = time.monotonic() - started >= opts.time - opts.signal_delay - 60
+        timeouts = _timeouts(folder, plan_id, tag, add=1 if near_limit else 0)
+        summary.update(left=len(left), timeouts=timeouts, preempted=not near_limit)
+        if left and timeouts <= opts.max_requeues:
             _requeue()
-            summary.update(requeued=True, left=len(left))
+            summary.update(requeued=True)
             return summary
-        _give_up(folder, tag, left, restarts, opts)
-        summary.update(requeued=False, left=len(left))
+        _give_up(folder, tag, left, timeouts, opts)
+        summary.update(requeued=False)
         return summary
 
 
@@ -109,16 +127,16 @@ def _requeue() -> None:
     subprocess.run(["scontrol", "requeue", job], capture_output=True, timeout=60, check=False)
 
 
-def _give_up(folder: BatchFolder, tag: str, left: list, restarts: int,
+def _give_up(folder: BatchFolder, tag: str, left: list, timeouts: int,
              opts: SlurmOptions) -> None:
     """Record the experiments that never finished in time as failed (retry can rerun)."""
     if not left:
         return
     sink = SegmentWriter(folder.segments, tag=f"{tag}-timeout")
     now = time.time()
-    msg = (f"TimeLimit: not finished within the task's time limit of {opts.time // 60} min "
-           f"after {restarts} requeue(s) (host {socket.gethostname()}): give a longer time, "
-           "fewer runs_per_task, or more max_requeues, then retry")
+    msg = (f"TimeLimit: not finished within the task's time limit of {opts.time // 60} min, "
+           f"{timeouts} time(s) (host {socket.gethostname()}): give a longer time, fewer "
+           "runs_per_task, or more max_requeues, then retry")
     for e in left:
         sink.add(Record(e.id, e.kind, e.params, 0, FAILED, None, msg, now, now, 0.0))
     sink.close()

@@ -117,3 +117,28 @@ print(json.dumps({{"counts": st.counts, "ids": df["id"].tolist(), "x": df["x"].t
     mine = b.results.df.sort_values("x")
     assert other["ids"] == mine["id"].tolist() and other["x"] == list(range(30))
     assert other["gpu"] == mine["gpu"].tolist()
+
+
+def test_preempted_tasks_save_requeue_and_finish(tmp_path: Path) -> None:
+    """An urgent job takes the whole node: our tasks get USR2, save, and resume later."""
+    log = tmp_path / "exec.log"
+    b = slurmbatch.Batch("preempt1")
+    b.add_factorial_runs(Probe, {"x": list(range(40)), "seconds": [1.0], "log": [str(log)]})
+    plan = b.submit(runs_per_task=10, **OPTS)
+    wait_for_lines(log, 8)
+    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-c", "8", "-o",
+                             "/dev/null", "--wrap", "sleep 5"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    final = b.wait(poll=0.5, bar=False)
+    assert final.counts["done"] == 40, final
+    history = subprocess.run(["sacct", "-n", "-P", "-X", "--duplicates", "-j",
+                              plan.arrays[0].job_id, "-o", "JobID,State"], capture_output=True,
+                             text=True, check=True).stdout
+    assert "PREEMPTED" in history or "REQUEUED" in history  # Slurm did preempt them
+    state = subprocess.run(["sacct", "-n", "-P", "-X", "-j", urgent, "-o", "State"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert state == "COMPLETED"
+    runs = executions(log)
+    assert sorted(runs) == list(range(40))
+    assert sum(n - 1 for n in runs.values()) <= 4  # at most the run on each task at the signal
+    assert b.results.df["restart"].max() >= 1
