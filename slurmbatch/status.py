@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -29,6 +29,8 @@ RUNNING = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE
 WAITING = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED",
                      "STOPPED", "SPECIAL_EXIT", "RESV_DEL_HOLD"})
 STATES = ("done", "failed", "running", "pending", "missing")
+GONE = "GONE"  # known neither to sacct nor to squeue: ended
+ACCOUNTING_LAG = 15.0  # seconds a new job may take to show in sacct
 _TASK = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
 DEFAULT_INTERVAL = 10.0
 
@@ -80,15 +82,16 @@ class Scheduler:
         self._jobs: tuple[str, ...] = ()
         self._warned = False
 
-    def states(self, jobs: Sequence[str], *, force: bool = False
+    def states(self, jobs: Mapping[str, float | None], *, force: bool = False
                ) -> dict[tuple[str, int | None], str]:
-        jobs = tuple(sorted(set(jobs)))
-        if not jobs:
+        """States of the jobs' tasks; ``jobs`` maps each job id to its submission time."""
+        key = tuple(sorted(jobs))
+        if not key:
             return {}
-        if not force and jobs == self._jobs and time.monotonic() - self._last < self.min_interval:
+        if not force and key == self._jobs and time.monotonic() - self._last < self.min_interval:
             return self._cache
-        self._jobs, self._last = jobs, time.monotonic()
-        self._cache = self._query(",".join(jobs))
+        self._jobs, self._last = key, time.monotonic()
+        self._cache = self._query(key, jobs)
         return self._cache
 
     def _run(self, cmd: list[str]) -> str | None:
@@ -99,21 +102,40 @@ class Scheduler:
             return None
         return proc.stdout if proc.returncode == 0 else None
 
-    def _query(self, joblist: str) -> dict[tuple[str, int | None], str]:
-        out = self._run(["sacct", "-n", "-P", "-X", "--format=JobID,State", "-j", joblist])
+    def _query(self, jobs: tuple[str, ...], submitted: Mapping[str, float | None]
+               ) -> dict[tuple[str, int | None], str]:
+        """One sacct call for all jobs. Only jobs sacct has not listed ACCOUNTING_LAG s
+        after their submission (e.g. slurmdbd restarted) cost one squeue call; a job
+        neither knows has ended and is marked GONE."""
+        states: dict[tuple[str, int | None], str] = {}
+        out = self._run(["sacct", "-n", "-P", "-X", "--format=JobID,State", "-j",
+                         ",".join(jobs)])
+        now = time.time()
         if out is not None:
             self.source = "sacct"
-            return parse_states(out)
-        self._warn("sacct failed (is accounting enabled?): using squeue, which knows only "
-                   "jobs still queued or running")
-        out = self._run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", joblist])
-        if out is not None:
-            self.source = "squeue"
             states = parse_states(out)
-            return states
-        self._warn("neither sacct nor squeue answered: status comes from the store alone")
-        self.source = "store"
-        return {}
+            unknown = [j for j in jobs if not any(k[0] == j for k in states)]
+            fresh = [j for j in unknown if now - (submitted.get(j) or 0) < ACCOUNTING_LAG]
+            for j in fresh:  # accounting lists new jobs a moment after sbatch returns
+                states[(j, None)] = "PENDING"
+            ask = [j for j in unknown if j not in fresh]
+        else:
+            self._warn("sacct failed (is accounting enabled?): using squeue, which knows "
+                       "only jobs still queued or running")
+            self.source = "squeue"
+            ask = list(jobs)
+        if ask:  # e.g. accounting lags behind just after slurmdbd (re)started
+            queued = self._run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(ask)])
+            if queued is None and out is None:
+                self._warn("neither sacct nor squeue answered: status comes from the store "
+                           "alone")
+                self.source = "store"
+                return {}
+            states.update(parse_states(queued or ""))
+            for j in ask:
+                if not any(k[0] == j for k in states):
+                    states[(j, None)] = GONE
+        return states
 
     def _warn(self, message: str) -> None:
         if not self._warned:
@@ -142,23 +164,25 @@ class Status:
     __repr__ = __str__
 
 
-def _task_state(states: dict, job: str | None, task: int, single: bool,
-                submitted: float | None, now: float) -> str:
+def _task_state(states: dict, job: str | None, task: int, single: bool) -> str:
     if job is None:
         return "UNSUBMITTED"
+    if states.get((job, None)) == GONE:
+        return GONE
     state = states.get((job, None) if single else (job, task))
-    if state is None:  # not (yet) known to the scheduler's answer
-        recent = submitted is not None and now - submitted < 300
-        return "PENDING" if recent else "UNKNOWN"
-    return state
+    if state is None:  # an array cancelled before any task started has one line: "123"
+        state = states.get((job, None))
+    # a task missing from an array's listing has not started: the listing shows pending
+    # tasks as ranges, and once every task has started each has its own line
+    return state if state is not None else ("PENDING" if states else "UNKNOWN")
 
 
 def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: Results,
                    scheduler: Scheduler, *, force: bool = False) -> Status:
     """Combine the plans, the scheduler's states and the store into a Status."""
-    jobs = [j for r in records if not r.cancelled for j in r.job_ids()]
+    jobs = {a.job_id: a.submitted for r in records if not r.cancelled for a in r.arrays
+            if a.job_id}
     states = scheduler.states(jobs, force=force) if jobs else {}
-    now = time.time()
     done = set(results.ids)
     failed = set(results.failed_ids)
     run_rows: dict[str, tuple[str, str, int, int, str]] = {}
@@ -168,7 +192,7 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
         for arr in rec.arrays:
             single = len(arr.tasks) == 1
             for t, (start, stop) in enumerate(arr.tasks):
-                slurm = _task_state(states, arr.job_id, t, single, arr.submitted, now)
+                slurm = _task_state(states, arr.job_id, t, single)
                 n_done = n_failed = 0
                 for i in ids[start:stop].tolist():
                     if i in done:

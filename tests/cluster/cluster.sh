@@ -6,6 +6,8 @@
 #   tests/cluster/cluster.sh stop [--purge]          stop our daemons (by pid file only);
 #                                                    --purge also deletes state and configs
 #   tests/cluster/cluster.sh status                  exit 0 when the cluster answers
+#   tests/cluster/cluster.sh accounting-off          stop slurmdbd only (sacct then fails;
+#                                                    'start' brings it back)
 #
 # Runs as root on Debian 12 without systemd. Idempotent: a running daemon is left alone;
 # a changed configuration (e.g. another --max-array) is applied with a restart of
@@ -308,11 +310,14 @@ case "$cmd" in
             say "purged $DIR and the configuration files"
         fi
         ;;
+    accounting-off)
+        stop_daemon slurmdbd "$DIR/run/slurmdbd.pid" slurmdbd
+        ;;
     status)
         running "$DIR/run/slurmctld.pid" slurmctld && running "$DIR/run/slurmd.pid" slurmd &&
             running "$DIR/run/slurmdbd.pid" slurmdbd && scontrol ping >/dev/null 2>&1 &&
             sacct -n -X -S now-1hour >/dev/null 2>&1 && { sinfo -h -o '%P %a %D %T %N'; exit 0; }
         echo "cluster not running" >&2; exit 1
         ;;
-    *) die "usage: $0 start [--max-array N] | stop [--purge] | status" ;;
+    *) die "usage: $0 start [--max-array N] | stop [--purge] | status | accounting-off" ;;
 esac
