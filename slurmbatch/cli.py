@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,12 +23,14 @@ def _demo(args: argparse.Namespace) -> int:
 
     executor = args.executor
     if executor == "auto":
-        executor = "local"
-        if shutil.which("sbatch") and shutil.which("sinfo"):
-            print("Slurm found, but the slurm executor is not available yet: using local",
-                  file=sys.stderr)
+        executor = "slurm" if _slurm_answers() else "local"
+        print(f"slurmbatch demo: executor {executor!r}", file=sys.stderr)
     batch = demo_batch(args.path, args.name, args.seeds)
-    options = {"workers": args.workers} if executor == "local" and args.workers else {}
+    options: dict = {}
+    if executor == "local" and args.workers:
+        options["workers"] = args.workers
+    if executor == "slurm":
+        options = {"profile": args.profile} if args.profile else {}
     report = batch(executor=executor, **options)
     df = batch.results.df
     table = df.groupby("n")["error"].agg(["count", "mean", "max"])
@@ -36,12 +39,27 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if report.failed == 0 else 1
 
 
+def _slurm_answers() -> bool:
+    """Whether a Slurm controller answers from here (``sinfo`` within a few seconds)."""
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
 def _batch_folder(args: argparse.Namespace) -> Path:
     """NAME as a batch folder, or as a batch name under --path."""
     given = Path(args.name)
     for folder in (given, Path(args.path) / args.name):
         if BatchFolder(folder).exists():
             return folder
+    for folder in (given, Path(args.path) / args.name):
+        if folder.is_dir():
+            raise StoreError(f"{folder} is not a slurmbatch batch folder (no batch.json): give "
+                             "the folder a batch was created in (<path>/<name>)")
     raise StoreError(f"no batch {args.name!r}: give a batch folder (<path>/<name>, holding "
                      f"batch.json) or a name under --path (now {args.path!r})")
 
@@ -126,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="slurmbatch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="run the demo sweep (local processes without Slurm)")
-    p.add_argument("--executor", default="auto", choices=["auto", "local", "debug"])
+    p.add_argument("--executor", default="auto", choices=["auto", "local", "debug", "slurm"],
+                   help="auto: slurm when a Slurm controller answers, else local")
+    p.add_argument("--profile", default=None, help="cluster profile for --executor slurm")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--path", default="_res")
     p.add_argument("--name", default="demo")

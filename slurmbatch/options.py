@@ -19,8 +19,8 @@ RESERVED_SBATCH = frozenset({
     "array", "output", "error", "open-mode", "signal", "requeue", "no-requeue", "wrap",
     "parsable", "job-name", "time", "partition", "account", "qos", "gres", "gpus-per-task",
     "cpus-per-task", "mem", "export"})
-_SBATCH_KEY = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
-_NAME = re.compile(r"^[A-Za-z0-9_.,+:=@-]{1,128}$")  # partition, account, qos
+_SBATCH_KEY = re.compile(r"[a-z][a-z0-9-]{0,63}")  # used with fullmatch
+_NAME = re.compile(r"[A-Za-z0-9_.,+:=@-]{1,128}")  # partition, account, qos; fullmatch
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
 _MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)
 _ALIASES = {"gpus_per_experiment": "gpus_per_run", "cpus_per_experiment": "cpus_per_run",
@@ -41,10 +41,10 @@ def parse_duration(value: Any, name: str) -> int:
     if not isinstance(value, str) or not value.strip():
         raise bad
     text = value.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return parse_duration(float(text), name)
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
-    if m and (":" in text or "-" in text):
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text) * 60
+    elif m and (":" in text or "-" in text):
         days, a, b, c = (int(x) if x else None for x in m.groups())
         if c is not None:  # [D-]HH:MM:SS
             seconds = a * 3600 + b * 60 + c
@@ -94,7 +94,7 @@ def _positive_int(value: Any, name: str, fix: str = "give a positive integer") -
 
 
 def _safe_name(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise OptionError(f"{name}={value!r}: give a Slurm name of letters, digits and "
                           "_.,+:=@- (no spaces or newlines)")
     return value
@@ -121,11 +121,16 @@ def _sbatch_extra(value: Any) -> tuple[tuple[str, str | bool], ...]:
         raise OptionError(f"sbatch={value!r}: give a dict of extra directives, e.g. "
                           "{'constraint': 'a100', 'exclusive': True}")
     out = []
+    seen: dict[str, Any] = {}
     for key, v in value.items():
         k = str(key).lstrip("-").replace("_", "-")
-        if not isinstance(key, str) or not _SBATCH_KEY.match(k):
+        if not isinstance(key, str) or not _SBATCH_KEY.fullmatch(k):
             raise OptionError(f"sbatch key {key!r}: give a directive name like 'constraint' "
                               "(letters, digits and '-')")
+        if k in seen:
+            raise OptionError(f"sbatch keys {seen[k]!r} and {key!r} name the same directive "
+                              f"--{k}: keep one")
+        seen[k] = key
         if k in RESERVED_SBATCH:
             raise OptionError(f"sbatch key {key!r} is set by slurmbatch: use its own option "
                               f"(time, partition, account, qos, gpus_per_run, ...) instead")

@@ -121,6 +121,9 @@ def load_record(folder: BatchFolder, plan_id: str) -> PlanRecord:
     except (OSError, ValueError) as exc:
         raise StoreError(f"plan {path} is unreadable ({exc}): remove the folder "
                          f"{path.parent} if that plan is not needed") from None
+    if not isinstance(raw, dict):
+        raise StoreError(f"{path} is not a slurmbatch plan (a JSON {type(raw).__name__}, not an "
+                         f"object): remove the folder {path.parent} if that plan is not needed")
     if raw.get("format") != PLAN_FORMAT or int(raw.get("version", 0)) > PLAN_VERSION:
         raise StoreError(f"{path} was written by another program or a newer slurmbatch "
                          f"(format {raw.get('format')!r} version {raw.get('version')!r}): "
@@ -133,8 +136,9 @@ def load_records(folder: BatchFolder) -> list[PlanRecord]:
     """Every complete plan of the batch, oldest first."""
     if not folder.plans.is_dir():
         return []
-    return [load_record(folder, d.name) for d in sorted(folder.plans.iterdir())
-            if (d / "plan.json").is_file()]
+    records = [load_record(folder, d.name) for d in folder.plans.iterdir()
+               if (d / "plan.json").is_file()]
+    return sorted(records, key=lambda r: (r.created, r.plan_id))
 
 
 def load_ids(folder: BatchFolder, plan_id: str) -> np.ndarray:

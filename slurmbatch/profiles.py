@@ -35,13 +35,27 @@ def _read(path: Path) -> dict[str, Any]:
         raise OptionError(f"cluster profile {path} is unreadable: {exc}") from None
 
 
+def _project_profiles(path: Path) -> dict[str, dict[str, Any]]:
+    """The ``[profiles.NAME]`` tables of a project file, checked for shape."""
+    profiles = _read(path).get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise OptionError(f"{path}: 'profiles' must be a table of [profiles.NAME] tables, "
+                          f"not {type(profiles).__name__}")
+    for name, table in profiles.items():
+        if not isinstance(table, dict):
+            raise OptionError(f"{path}: profiles.{name} must be a table of options "
+                              f"([profiles.{name}] then key = value lines), not "
+                              f"{type(table).__name__}")
+    return profiles
+
+
 def available() -> list[str]:
     names = {p.stem for p in builtin_dir().glob("*.toml")}
     user = Path.home() / ".config" / "slurmbatch" / "profiles"
     names |= {p.stem for p in user.glob("*.toml")} if user.is_dir() else set()
     project = Path.cwd() / PROJECT_FILE
     if project.is_file():
-        names |= set(_read(project).get("profiles", {}))
+        names |= set(_project_profiles(project))
     return sorted(names)
 
 
@@ -61,7 +75,7 @@ def load(name: str | None, project_dir: Path | None = None) -> dict[str, Any]:
             found = True
     project = (project_dir or Path.cwd()) / PROJECT_FILE
     if project.is_file():
-        table = _read(project).get("profiles", {}).get(name)
+        table = _project_profiles(project).get(name)
         if table is not None:
             merged.update(table)
             found = True

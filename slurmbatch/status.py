@@ -63,7 +63,11 @@ def parse_states(text: str) -> dict[tuple[str, int | None], str]:
         if task is None:
             states[(job, None)] = state
         elif task.startswith("["):
-            for t in _expand(task):
+            try:
+                expanded = _expand(task)
+            except ValueError:
+                continue  # a range this version cannot read: its tasks stay unknown
+            for t in expanded:
                 states.setdefault((job, t), state)
         else:
             states[(job, int(task))] = state

@@ -122,8 +122,10 @@ class SlurmBackend(Backend):
 
     # -- submission -------------------------------------------------------------------
     def _executor(self, job: Job, plan_id: str, n_tasks: int) -> submitit.SlurmExecutor:
-        ex = submitit.SlurmExecutor(folder=plan_dir(job.folder, plan_id) / "logs",
-                                    max_num_timeout=0)
+        # a dry run without a batch folder shows the scripts with a placeholder logs path
+        logs = (plan_dir(job.folder, plan_id) if job.folder is not None
+                else Path("<batch folder>") / "plans" / plan_id) / "logs"
+        ex = submitit.SlurmExecutor(folder=logs, max_num_timeout=0)
         params = self.opts.resources()
         params["setup"] = [*_import_path_lines(), *params.get("setup", [])]
         parallel = self.opts.max_parallel_tasks or n_tasks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_docs import blocks
 
@@ -19,3 +21,15 @@ def test_slurm_doc_blocks_run(monkeypatch: pytest.MonkeyPatch,
         exec(compile(block, str(path), "exec"), namespace)
     out = capsys.readouterr().out
     assert "24 runs: 24 done" in out
+
+
+def test_demo_picks_slurm_when_the_cluster_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    """README's main job: `slurmbatch demo` runs on Slurm where a controller answers."""
+    from slurmbatch.cli import main
+
+    assert main(["demo", "--seeds", "2", "--profile", "testcluster"]) == 0
+    captured = capsys.readouterr()
+    assert "executor 'slurm'" in captured.err
+    assert "10 results in _res/demo" in captured.out
+    records = list(Path("_res/demo/plans").glob("*/plan.json"))
+    assert len(records) == 1 and '"job_id"' in records[0].read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import time
 from pathlib import Path
 
 import slurmbatch
@@ -13,15 +14,20 @@ from .runs import Probe
 OPTS = {"profile": "testcluster", "time": 10, "poll": 0.5, "status_interval": 2}
 
 
-def task_spans(job_id: str) -> list[tuple[dt.datetime, dt.datetime]]:
-    """Start and end of every task of an array, from sacct."""
-    out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,Start,End"],
-                         capture_output=True, text=True, check=True).stdout
-    spans = []
-    for line in out.splitlines():
-        _, start, end = line.split("|")
-        spans.append((dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end)))
-    return spans
+def task_spans(job_id: str, timeout: float = 60) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Start and end of every task of an array, from sacct.
+
+    The batch is done as soon as the last results are stored; the last tasks may still be
+    exiting, and accounting records their end a moment later, so wait for every end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,Start,End"],
+                             capture_output=True, text=True, check=True).stdout
+        rows = [line.split("|")[1:] for line in out.splitlines()]
+        if rows and all(end not in ("Unknown", "None", "") for _, end in rows):
+            return [(dt.datetime.fromisoformat(s), dt.datetime.fromisoformat(e)) for s, e in rows]
+        assert time.monotonic() < deadline, f"sacct never recorded every end of {job_id}:\n{out}"
+        time.sleep(1)
 
 
 def max_overlap(spans: list[tuple[float, float]]) -> int:

@@ -1,0 +1,235 @@
+"""Job states without Slurm: sacct/squeue parsing, task states, throttling, compute_status."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from slurmbatch import planfile, status
+from slurmbatch.collect import Collector
+from slurmbatch.experiment import Experiment
+from slurmbatch.layout import BatchFolder
+from slurmbatch.options import SlurmOptions
+from slurmbatch.plan import make_plan
+from slurmbatch.planfile import ArrayRecord, PlanRecord
+from slurmbatch.records import DONE, FAILED, Record
+from slurmbatch.status import ACCOUNTING_LAG, GONE, Scheduler, compute_status, parse_states
+from slurmbatch.store import SegmentWriter
+
+SACCT = """\
+7_0|COMPLETED
+7_1|RUNNING
+7_[2-5%2]|PENDING
+12|CANCELLED by 0
+13_4|FAILED
+13_4.batch|COMPLETED
+13_4.extern|COMPLETED
+14|RUNNING+
+
+JobID|State
+garbage without a bar
+abc|RUNNING
+|
+sacct: error: something
+"""
+
+
+# -- parse_states -----------------------------------------------------------------------------
+def test_parse_sacct_lines() -> None:
+    assert parse_states(SACCT) == {
+        ("7", 0): "COMPLETED", ("7", 1): "RUNNING", ("7", 2): "PENDING", ("7", 3): "PENDING",
+        ("7", 4): "PENDING", ("7", 5): "PENDING", ("12", None): "CANCELLED",
+        ("13", 4): "FAILED", ("14", None): "RUNNING"}
+
+
+def test_parse_ranges_lists_and_throttle() -> None:
+    assert parse_states("7_[1,3-4]|PENDING") == {("7", 1): "PENDING", ("7", 3): "PENDING",
+                                                 ("7", 4): "PENDING"}
+    assert parse_states("8_[0-2%1]|PENDING\n") == {("8", t): "PENDING" for t in range(3)}
+    # a task with its own line keeps it, whatever order the range comes in
+    assert parse_states("9_1|RUNNING\n9_[0-2]|PENDING")[("9", 1)] == "RUNNING"
+    assert parse_states("9_[0-2]|PENDING\n9_1|RUNNING")[("9", 1)] == "RUNNING"
+    assert parse_states("") == {} and parse_states("\n \n") == {}
+
+
+def test_parse_squeue_lines_the_same_way() -> None:
+    squeue = " 7_1|RUNNING\n7_[2-3]|PENDING\n12|PENDING\n20_0|COMPLETING \n"
+    assert parse_states(squeue) == {("7", 1): "RUNNING", ("7", 2): "PENDING",
+                                    ("7", 3): "PENDING", ("12", None): "PENDING",
+                                    ("20", 0): "COMPLETING"}
+
+
+@pytest.mark.parametrize("line", ["7_[a-b]|PENDING", "7_[2-]|PENDING", "7_[-3]|PENDING"])
+def test_malformed_ranges_are_ignored(line: str) -> None:
+    """A malformed range is skipped like other garbage."""
+    assert parse_states(f"{line}\n8|RUNNING") == {("8", None): "RUNNING"}
+
+
+# -- _task_state ------------------------------------------------------------------------------
+def test_task_state() -> None:
+    ts = status._task_state
+    assert ts({("5", None): GONE}, "5", 3, False) == GONE
+    assert ts({("5", None): GONE}, "5", None, True) == GONE
+    assert ts({("7", 2): "RUNNING", ("7", 3): "PENDING"}, "7", 2, False) == "RUNNING"
+    # an array cancelled before any task started is one line for the whole job
+    assert ts({("12", None): "CANCELLED"}, "12", 4, False) == "CANCELLED"
+    # a task without a line while the listing knows something: not started yet
+    assert ts({("7", 0): "RUNNING"}, "7", 9, False) == "PENDING"
+    assert ts({}, "7", 0, False) == "UNKNOWN"
+    assert ts({("8", None): "RUNNING", ("8", 0): "FAILED"}, "8", 0, True) == "RUNNING"
+    assert ts({("8", 0): "FAILED"}, None, 0, True) == "UNSUBMITTED"
+
+
+# -- Scheduler --------------------------------------------------------------------------------
+class Fake:
+    """Canned answers for Scheduler._run: records each command."""
+
+    def __init__(self, sacct: str | None, squeue: str | None = "") -> None:
+        self.sacct, self.squeue = sacct, squeue
+        self.cmds: list[list[str]] = []
+
+    def __call__(self, sched: Scheduler, cmd: list[str]) -> str | None:
+        self.cmds.append(cmd)
+        sched.calls += 1
+        return self.sacct if cmd[0] == "sacct" else self.squeue
+
+    def tools(self) -> list[str]:
+        return [c[0] for c in self.cmds]
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
+    f = Fake("100_0|RUNNING\n100_[1-2]|PENDING\n101|COMPLETED\n")
+    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: f(self, cmd))
+    return f
+
+
+def test_throttled_batched_queries(fake: Fake) -> None:
+    s = Scheduler(min_interval=60)
+    old = {"100": 1.0, "101": 1.0}
+    first = s.states(old)
+    assert first[("100", 0)] == "RUNNING" and first[("101", None)] == "COMPLETED"
+    assert s.states(old) == first and s.calls == 1 and s.source == "sacct"
+    assert fake.cmds[0][-1] == "100,101"  # one call for every job
+    s.states(old, force=True)
+    assert s.calls == 2
+    s.states({"100": 1.0})
+    assert s.calls == 3
+    s.states({"100": 1.0})
+    assert s.calls == 3 and fake.tools() == ["sacct"] * 3
+    assert s.states({}) == {} and s.calls == 3
+    again = Scheduler(min_interval=0)
+    again.states(old)
+    again.states(old)
+    assert again.calls == 2
+
+
+def test_sacct_failure_falls_back_to_squeue(fake: Fake) -> None:
+    fake.sacct, fake.squeue = None, "100_0|RUNNING\n"
+    s = Scheduler(min_interval=0)
+    with pytest.warns(UserWarning, match="squeue"):
+        got = s.states({"100": 1.0, "101": time.time()})
+    assert fake.tools() == ["sacct", "squeue"] and fake.cmds[1][-1] == "100,101"
+    assert got == {("100", 0): "RUNNING", ("101", None): GONE} and s.source == "squeue"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per scheduler
+        s.states({"100": 1.0}, force=True)
+
+
+def test_neither_answers_store_only(fake: Fake) -> None:
+    fake.sacct = fake.squeue = None
+    s = Scheduler(min_interval=0)
+    with pytest.warns(UserWarning, match="squeue"):
+        assert s.states({"100": 1.0}) == {}
+    assert s.source == "store" and s.calls == 2
+
+
+def test_fresh_job_unknown_to_sacct_is_pending_without_squeue(fake: Fake) -> None:
+    s = Scheduler(min_interval=0)
+    got = s.states({"100": 1.0, "200": time.time() - ACCOUNTING_LAG / 3})
+    assert got[("200", None)] == "PENDING" and fake.tools() == ["sacct"]
+
+
+def test_old_job_unknown_to_sacct_asks_squeue_once(fake: Fake) -> None:
+    fake.squeue = "300_1|RUNNING\n"
+    s = Scheduler(min_interval=0)
+    old = time.time() - ACCOUNTING_LAG - 5
+    got = s.states({"100": 1.0, "101": 1.0, "300": old, "301": old, "302": None})
+    assert fake.tools() == ["sacct", "squeue"]
+    assert fake.cmds[1][-1] == "300,301,302"  # only the unknown jobs
+    assert got[("300", 1)] == "RUNNING"
+    assert got[("301", None)] == GONE and got[("302", None)] == GONE
+    assert got[("100", 0)] == "RUNNING"
+
+
+# -- compute_status ---------------------------------------------------------------------------
+def eid(i: int) -> str:
+    return f"{i:040x}"
+
+
+def rec(i: int, st: int) -> Record:
+    return Record(eid(i), "k", {"i": i}, 0, st, {"v": i} if st == DONE else None,
+                  "" if st == DONE else "Traceback: boom", 1.0, 2.0 + i, 1.0, 0)
+
+
+def test_compute_status_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = BatchFolder.of(Path.cwd(), "b")
+    folder.create()
+    exps = [Experiment(eid(i), "k", {"i": i}, None) for i in range(10)]  # type: ignore[arg-type]
+    plan = make_plan(exps, runs_per_task=3, max_array_size=3)  # tasks 0-2 and one single job
+    old = time.time() - 3600
+    arrays = [ArrayRecord(0, [[0, 3], [3, 6], [6, 9]], 0, "123", old),
+              ArrayRecord(1, [[9, 10]], 3, "124", old)]
+    record = PlanRecord("p20240101T000000-abcd", "b", old, 10,
+                        dataclasses.asdict(SlurmOptions()), {}, arrays)
+    planfile.write_plan(folder, plan, record)
+    writer = SegmentWriter(folder.segments, tag="t")
+    for i, st in [(0, DONE), (1, FAILED), (3, DONE), (6, DONE), (7, FAILED)]:
+        writer.add(rec(i, st))
+    writer.close()
+    results = Collector(folder.segments).collect()
+    assert sorted(results.ids) == [eid(i) for i in (0, 3, 6)]
+
+    fake = Fake("123_0|RUNNING\n123_[1]|PENDING\n123_2|COMPLETED\n124|CANCELLED by 0\n")
+    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: fake(self, cmd))
+    sched = Scheduler(min_interval=60)
+    st = compute_status(folder, [planfile.load_record(folder, record.plan_id)], results, sched)
+
+    by_id = dict(zip(st.runs["id"], st.runs["state"], strict=True))
+    assert [by_id[eid(i)] for i in range(10)] == [
+        "done", "failed", "running", "done", "pending", "pending", "done", "failed", "missing",
+        "missing"]
+    assert st.counts == {"done": 3, "failed": 2, "running": 1, "pending": 2, "missing": 2}
+    assert st.active and st.source == "sacct" and "3 done" in str(st)
+    assert fake.cmds[0][-1] == "123,124" and sched.calls == 1
+    tasks = st.tasks.set_index("job")
+    assert list(st.tasks["job"]) == ["123_0", "123_1", "123_2", "124"]
+    assert list(tasks["slurm_state"]) == ["RUNNING", "PENDING", "COMPLETED", "CANCELLED"]
+    assert list(tasks["runs"]) == [3, 3, 3, 1]
+    assert list(tasks["done"]) == [1, 1, 1, 0] and list(tasks["failed"]) == [1, 0, 1, 0]
+    assert list(st.tasks["array"]) == [0, 0, 0, 1] and list(st.tasks["task"]) == [0, 1, 2, 0]
+    assert set(st.runs["job"]) == {"123", "124"}
+
+    compute_status(folder, [record], results, sched)  # within min_interval: no new query
+    assert sched.calls == 1
+    record.cancelled = True  # a cancelled plan's jobs are not asked about
+    idle = compute_status(folder, [record], results, sched)
+    assert sched.calls == 1 and idle.source == "" and not idle.active
+    assert idle.counts["missing"] == 5 and set(idle.tasks["slurm_state"]) == {"UNKNOWN"}
+
+
+def test_unsubmitted_array_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = BatchFolder.of(Path.cwd(), "b")
+    folder.create()
+    exps = [Experiment(eid(i), "k", {}, None) for i in range(2)]  # type: ignore[arg-type]
+    plan = make_plan(exps)
+    record = PlanRecord("p1", "b", 1.0, 2, {}, {}, [ArrayRecord(0, [[0, 2]], 0)])
+    planfile.write_plan(folder, plan, record)
+    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: pytest.fail("no job to ask"))
+    st = compute_status(folder, [record], Collector(folder.segments).collect(), Scheduler())
+    assert st.counts["missing"] == 2 and list(st.tasks["slurm_state"]) == ["UNSUBMITTED"]
+    assert list(st.tasks["job"]) == [""]
