@@ -10,39 +10,27 @@ from __future__ import annotations
 import inspect
 import itertools
 import os
-import subprocess
 import sys
-import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .backends import Backend, Job, Report, make_backend
+from .backends import Report
 from .backends.slurm import DryRun
-from .collect import Collector
-from .errors import ExecutorError, IdError, OptionError, ParameterError
+from .errors import IdError, OptionError, ParameterError
 from .experiment import Experiment
 from .ids import Encoder
-from .layout import BatchFolder, make_dir
-from .options import SlurmOptions
-from .plan import Plan
-from .planfile import PlanRecord, load_ids, load_records, load_task
+from .layout import make_dir
+from .planfile import PlanRecord
 from .query import parse
 from .results import Results
-from .status import RUNNING, WAITING, Scheduler, Status, compute_status, wait_for
-from .store import (
-    DEFAULT_SEGMENT_ROWS,
-    DEFAULT_SEGMENT_SECONDS,
-    MemorySink,
-    SegmentWriter,
-    check_segment_options,
-)
+from .store import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
+from .study import Study
 
 _REQUIRED = inspect.Parameter.empty
-_REFRESH_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -211,7 +199,7 @@ class ResultRun(Run):
         return self._parameters
 
 
-class Batch:
+class Batch(Study):
     """A named set of runs whose results live in ``<path>/<name>/``.
 
     ``saveresult=False`` keeps results in memory and writes nothing. ``pickle_results``
@@ -219,28 +207,16 @@ class Batch:
     ``segment_rows``/``segment_seconds`` bound what a crash can lose.
     """
 
+    noun = "run"
+
     def __init__(self, name: str, path: str | os.PathLike[str] = "_res",
                  saveresult: bool = True, *, pickle_results: bool = False,
                  segment_rows: int = DEFAULT_SEGMENT_ROWS,
                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> None:
-        self.folder = BatchFolder.of(path, name)
-        self.folder.check()
-        if not isinstance(saveresult, bool):
-            raise OptionError(f"saveresult={saveresult!r}: give True (write results under "
-                              f"{self.folder.root}) or False (keep them in memory)")
-        self.name = name
-        self.path = Path(path)
-        self.saveresult = saveresult
-        self.pickle_results = bool(pickle_results)
-        self.segment_rows, self.segment_seconds = check_segment_options(
-            segment_rows, segment_seconds)
+        super().__init__(name, path, saveresult, pickle_results=pickle_results,
+                         segment_rows=segment_rows, segment_seconds=segment_seconds)
         self.run: list[Run] = []
         self._signatures: dict[type, _Signature] = {}
-        self._collector = Collector(self.folder.segments, allow_pickle=self.pickle_results)
-        self._memory: list[MemorySink] = []
-        self._results: Results | None = None
-        self._refreshed = 0.0
-        self._scheduler = Scheduler()
 
     # -- adding runs --------------------------------------------------------------------
     def _sig(self, cls: type) -> _Signature:
@@ -364,27 +340,6 @@ class Batch:
         return target
 
     # -- results ---------------------------------------------------------------------
-    def refresh(self) -> Results:
-        """Re-read the store (new segment files only) and return the results."""
-        if self.saveresult:
-            self._results = self._collector.collect()
-        else:
-            self._results = Results([t for m in self._memory for t in m.tables],
-                                    allow_pickle=True)
-        self._refreshed = time.monotonic()
-        return self._results
-
-    def _current_results(self) -> Results:
-        if self._results is None or (self.saveresult and
-                                     time.monotonic() - self._refreshed > _REFRESH_SECONDS):
-            return self.refresh()
-        return self._results
-
-    @property
-    def results(self) -> Results:
-        """All results of this batch's folder (also those of runs not added here)."""
-        return self.refresh()
-
     @property
     def failed(self) -> list[Run]:
         """Runs whose latest attempt failed and that have no result."""
@@ -407,18 +362,8 @@ class Batch:
         are recorded, reported at the end and retried by the next call; runs already
         in flight in a Slurm submission are not started again.
         """
-        backend = make_backend(executor, options)
-        if executor == "slurm" and not self.saveresult:
-            raise OptionError("executor='slurm' needs results on disk (Slurm tasks run "
-                              "elsewhere): create the batch with saveresult=True")
-        plan, unknown, busy = self._plan(backend, runs)
-        if plan.experiments and self.saveresult:
-            self.folder.create()
-        try:
-            report = backend.run(plan, self._job(bar)) if plan.experiments else Report(
-                skipped_done=plan.skipped_done, skipped_duplicates=plan.skipped_duplicates)
-        finally:
-            self.refresh()  # also after Ctrl-C or raise_errors: what was stored shows
+        experiments, unknown = self._experiments(runs)
+        report, busy = self._execute(experiments, executor, bar, options)
         if bar or report.failed or report.missing:
             print(report.summary(self.name), file=sys.stderr)
             if report.failed:
@@ -432,39 +377,25 @@ class Batch:
                   f"to compute them (first: {unknown[0]})", file=sys.stderr)
         return report
 
-    def _plan(self, backend: Backend, runs: int | Iterable[int] | None
-              ) -> tuple[Plan, list[str], int]:
-        """The backend's plan of what is neither done nor in flight; ResultRuns without
-        results; how many runs were in flight."""
+    def _experiments(self, runs: int | Iterable[int] | None
+                     ) -> tuple[list[Experiment], list[str]]:
+        """The selected runs as experiments, and the ResultRuns without a stored result."""
         selected = self._select(runs)
-        results = self.refresh()
+        results = self.refresh() if any(isinstance(r, ResultRun) for r in selected) else None
         experiments = []
         targets: dict[type, RunTarget] = {}
         unknown = []
         for run in selected:
             if isinstance(run, ResultRun):
-                if run.id not in results:
+                if results is not None and run.id not in results:
                     unknown.append(run.id)
                 continue
             experiments.append(Experiment(run.id, run._kind, run.parameters,
                                           targets.setdefault(type(run), RunTarget(type(run))),
                                           extra=run._private))
-        busy = self._in_flight() if experiments else set()
-        done: Collection[str] = results
-        if busy:
-            done = set(results.ids) | busy
-        n_busy = len({e.id for e in experiments} & busy)
-        return backend.plan(experiments, done), unknown, n_busy
+        return experiments, unknown
 
-    def _job(self, bar: bool) -> Job:
-        return Job(self.name, self._open_sink, bar=bar,
-                   folder=self.folder if self.saveresult else None,
-                   store={"segment_rows": self.segment_rows,
-                          "segment_seconds": self.segment_seconds,
-                          "allow_pickle": self.pickle_results},
-                   collect=self.refresh)
-
-    # -- Slurm: submit, re-attach, status, wait, cancel, retry -----------------------------
+    # -- Slurm ---------------------------------------------------------------------------
     def submit(self, runs: int | Iterable[int] | None = None, *, dry_run: bool = False,
                **options: Any) -> PlanRecord | DryRun | None:
         """Submit the runs without a result to Slurm and return after sbatch.
@@ -473,89 +404,8 @@ class Batch:
         plan and sbatch scripts, nothing written or submitted), or None if nothing is
         left to run.
         """
-        if not self.saveresult:
-            raise OptionError("submit() needs results on disk (Slurm tasks run elsewhere): "
-                              "create the batch with saveresult=True")
-        backend = make_backend("slurm", {**options, "dry_run": dry_run})
-        plan, _, _ = self._plan(backend, runs)
-        return self._submit(backend, plan)
-
-    def _submit(self, backend: Backend, plan: Plan) -> PlanRecord | DryRun | None:
-        if not plan.experiments:
-            print(f"slurmbatch {self.name!r}: nothing to submit ({plan.skipped_done} done or "
-                  f"in flight)", file=sys.stderr)
-            return None
-        out = backend.submit(plan, self._job(bar=False))  # type: ignore[attr-defined]
-        if isinstance(out, PlanRecord):
-            jobs = ", ".join(out.job_ids())
-            print(f"slurmbatch {self.name!r}: submitted plan {out.plan_id}: {plan.describe()}"
-                  f"; Slurm job(s) {jobs}", file=sys.stderr)
-        return out
-
-    def plans(self) -> list[PlanRecord]:
-        """The records of every plan submitted for this batch (from its folder)."""
-        return load_records(self.folder)
-
-    def status(self, *, force: bool = False) -> Status:
-        """Counts of done / failed / running / pending / missing runs, per run and per task.
-
-        The scheduler is asked (one sacct call for all jobs) at most every
-        ``status_interval`` seconds unless ``force``; the store is re-read every time.
-        """
-        return compute_status(self.folder, self.plans(), self.refresh(), self._scheduler,
-                              force=force)
-
-    def _in_flight(self) -> set[str]:
-        if not self.saveresult or not self.folder.plans.is_dir():
-            return set()
-        runs = self.status(force=True).runs
-        return set(runs.loc[runs["state"].isin(("running", "pending")), "id"])
-
-    def wait(self, *, poll: float = 2.0, timeout: float | None = None, bar: bool = True,
-             status_interval: float | None = None) -> Status:
-        """Block until no submitted run is running or pending (tqdm bar); the final Status."""
-        if status_interval is not None:
-            self._scheduler.min_interval = status_interval
-        return wait_for(lambda force: self.status(force=force), name=self.name, bar=bar,
-                        poll=poll, timeout=timeout)
-
-    def cancel(self) -> list[str]:
-        """Cancel every array task still pending or running (one scancel call)."""
-        tasks = self.status(force=True).tasks
-        active = tasks[tasks["slurm_state"].isin(RUNNING | WAITING) & (tasks["job"] != "")]
-        jobs = sorted(set(active["job"]))
-        if jobs:
-            proc = subprocess.run(["scancel", *jobs], capture_output=True, text=True,
-                                  timeout=120, check=False)
-            if proc.returncode != 0:
-                raise ExecutorError(f"scancel failed: {proc.stderr.strip()}")
-        return jobs
-
-    def retry(self, *, failed: bool = True, dry_run: bool = False,
-              **options: Any) -> PlanRecord | DryRun | None:
-        """Submit again the runs whose tasks ended without them (and the failed ones).
-
-        Works from any process: the experiments come from the plans' payloads, so the Run
-        classes need not be defined here. Options default to those of the latest plan.
-        """
-        records = self.plans()
-        if not records:
-            raise OptionError(f"batch {self.name!r} has no submitted plan to retry")
-        st = self.status(force=True)
-        wanted = {"missing", "failed"} if failed else {"missing"}
-        ids = set(st.runs.loc[st.runs["state"].isin(wanted), "id"])
-        experiments: dict[str, Experiment] = {}
-        for rec in records:
-            for arr in rec.arrays:
-                for t, (start, stop) in enumerate(arr.tasks):
-                    if ids & set(load_ids(self.folder, rec.plan_id)[start:stop].tolist()):
-                        for e in load_task(self.folder, rec.plan_id, arr.first_task + t):
-                            if e.id in ids:
-                                experiments[e.id] = e
-        base = SlurmOptions.from_dict(records[-1].options)
-        backend = make_backend("slurm", {**options, "dry_run": dry_run}, base=base)
-        plan = backend.plan(list(experiments.values()), set(self.refresh().ids))
-        return self._submit(backend, plan)
+        experiments, _ = self._experiments(runs)
+        return self._submit_experiments(experiments, dry_run, options)
 
     def _select(self, runs: int | Iterable[int] | None) -> list[Run]:
         if runs is None or (isinstance(runs, int) and runs < 0):
@@ -566,15 +416,6 @@ class Batch:
         except (IndexError, TypeError, ValueError):
             raise ParameterError(f"runs={runs!r}: give run indices between 0 and "
                                  f"{len(self.run) - 1}") from None
-
-    def _open_sink(self, tag: str) -> SegmentWriter | MemorySink:
-        if not self.saveresult:
-            sink = MemorySink()
-            self._memory.append(sink)
-            return sink
-        return SegmentWriter(self.folder.segments, tag=tag, rows=self.segment_rows,
-                             seconds=self.segment_seconds, allow_pickle=self.pickle_results,
-                             attrs={"batch": self.name})
 
     def __len__(self) -> int:
         return len(self.run)

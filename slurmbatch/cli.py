@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .backends.slurm import DryRun
-from .batch import Batch
 from .collect import Collector, collect
 from .errors import SlurmbatchError, StoreError
 from .layout import BatchFolder
 from .status import Status
+from .study import Study
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -64,9 +64,9 @@ def _batch_folder(args: argparse.Namespace) -> Path:
                      f"batch.json) or a name under --path (now {args.path!r})")
 
 
-def _attach(args: argparse.Namespace) -> Batch:
+def _attach(args: argparse.Namespace) -> Study:
     folder = _batch_folder(args)
-    return Batch(folder.name, folder.parent)
+    return Study(folder.name, folder.parent)
 
 
 def _print_status(st: Status, tasks: bool) -> None:
