@@ -2,6 +2,7 @@
 
 from .batch import Batch, ResultRun, Run
 from .collect import Collector, collect
+from .domain import Domain, Option, Sampler
 from .errors import (
                      ExecutorError,
                      ExperimentFailed,
@@ -13,29 +14,41 @@ from .errors import (
                      StoreError,
 )
 from .ids import experiment_id, named
+from .named import EC, EP, E, O
 from .plan import Plan, Resources, make_plan
+from .research import Research
 from .results import Results
+from .study import Study
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Batch",
-    "Collector",
-    "ExecutorError",
-    "ExperimentFailed",
-    "IdError",
-    "OptionError",
-    "ParameterError",
-    "Plan",
-    "Resources",
-    "ResultError",
-    "ResultRun",
-    "Results",
-    "Run",
-    "SlurmbatchError",
-    "StoreError",
-    "collect",
-    "experiment_id",
-    "make_plan",
-    "named",
+                     "EC",
+                     "EP",
+                     "Batch",
+                     "Collector",
+                     "Domain",
+                     "E",
+                     "ExecutorError",
+                     "ExperimentFailed",
+                     "IdError",
+                     "O",
+                     "Option",
+                     "OptionError",
+                     "ParameterError",
+                     "Plan",
+                     "Research",
+                     "Resources",
+                     "ResultError",
+                     "ResultRun",
+                     "Results",
+                     "Run",
+                     "Sampler",
+                     "SlurmbatchError",
+                     "StoreError",
+                     "Study",
+                     "collect",
+                     "experiment_id",
+                     "make_plan",
+                     "named",
 ]

@@ -153,12 +153,14 @@ def _lock(path: Path) -> Iterator[None]:
 
 
 def collect(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> Results:
-    """Results of a batch folder (``<path>/<name>``) read from any process."""
+    """Results of a batch or research folder (``<path>/<name>``) read from any process."""
     root = Path(path)
     if root.name == "segments" and BatchFolder(root.parent).exists():
         root = root.parent
     if not BatchFolder(root).exists():
         raise StoreError(f"{root} is not a slurmbatch batch folder (no batch.json): pass "
                          "the folder <path>/<name> of a batch, e.g. '_res/example'")
-    BatchFolder(root).check()
-    return Collector(root / "segments", allow_pickle=allow_pickle).collect()
+    folder = BatchFolder(root)
+    folder.check()
+    return Collector(folder.segments, allow_pickle=allow_pickle,
+                     iterations=folder.research_plan.is_file()).collect()

@@ -23,3 +23,4 @@ class Experiment:
     target: Target
     repetition: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # passed along, not in the id
+    group: str | None = None  # experiments sharing root work: kept in one task, run together

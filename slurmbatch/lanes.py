@@ -26,7 +26,7 @@ from typing import Any
 from .experiment import Experiment
 from .records import Record
 from .store import Encoded
-from .worker import Outcome, execute, failure, to_records
+from .worker import Outcome, execute_chunk, failure, to_records
 
 _CHUNK_DONE = "c"
 _MAX_CHUNK = 256
@@ -88,9 +88,8 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
             chunk = conn.recv()
             if chunk is None:
                 break
-            for pos in chunk:
+            for pos, out in execute_chunk(experiments, chunk):
                 exp = experiments[pos]
-                out = execute(exp)
                 encoded = [encode(rec) for rec in to_records(exp, out, lane)]
                 try:
                     data = pickle.dumps((pos, ([], *out[1:]), encoded),
@@ -157,7 +156,12 @@ class LanePool:
 
     def _next_chunk(self, nlanes: int) -> list[int]:
         size = max(1, min(_MAX_CHUNK, math.ceil(len(self._pending) / (4 * nlanes))))
-        return [self._pending.popleft() for _ in range(min(size, len(self._pending)))]
+        chunk = [self._pending.popleft() for _ in range(min(size, len(self._pending)))]
+        group = self.experiments[chunk[-1]].group
+        while (group is not None and self._pending  # a group of branches stays together
+               and self.experiments[self._pending[0]].group == group):
+            chunk.append(self._pending.popleft())
+        return chunk
 
     def _feed(self, lane: _Lane, nlanes: int) -> None:
         """Keep two chunks in flight; tell an idle lane to stop when nothing is left."""

@@ -51,6 +51,11 @@ class BatchFolder:
         return self.root / "plans"
 
     @property
+    def research_plan(self) -> Path:
+        """A research's plan description; its presence marks a research folder."""
+        return self.root / "research.json"
+
+    @property
     def marker(self) -> Path:
         return self.root / "batch.json"
 

@@ -79,13 +79,44 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _grouped(todo: list[Experiment]) -> list[Experiment]:
+    """Members of a group made adjacent (at the place of the first one), order kept."""
+    groups: dict[str, list[Experiment]] = {}
+    out: list[Experiment | list[Experiment]] = []
+    for e in todo:
+        if e.group is None:
+            out.append(e)
+        elif e.group in groups:
+            groups[e.group].append(e)
+        else:
+            groups[e.group] = [e]
+            out.append(groups[e.group])
+    return [x for item in out for x in (item if isinstance(item, list) else [item])]
+
+
+def _bounds(todo: list[Experiment], per_task: int) -> list[tuple[int, int]]:
+    """Task slices of about ``per_task`` experiments; a group is never split."""
+    bounds = []
+    start = 0
+    n = len(todo)
+    while start < n:
+        stop = min(start + per_task, n)
+        group = todo[stop - 1].group
+        while group is not None and stop < n and todo[stop].group == group:
+            stop += 1
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
               resources: Resources | None = None, runs_per_task: int | None = None,
               max_array_size: int | None = None) -> Plan:
     """Pack the experiments that still need running into arrays of tasks.
 
     ``runs_per_task=None`` puts every experiment of a resource group in one task (the
-    local backend's case); ``max_array_size`` bounds the tasks per array.
+    local backend's case); ``max_array_size`` bounds the tasks per array. Experiments of
+    one ``group`` (research branches sharing root units) stay in one task.
     """
     if runs_per_task is not None:
         _positive_int("runs_per_task", runs_per_task)
@@ -106,8 +137,9 @@ def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
             todo.append(exp)
     arrays: list[Array] = []
     if todo:
-        per_task = runs_per_task or len(todo)
-        bounds = [(s, min(s + per_task, len(todo))) for s in range(0, len(todo), per_task)]
+        if any(e.group is not None for e in todo):
+            todo = _grouped(todo)
+        bounds = _bounds(todo, runs_per_task or len(todo))
         cap = max_array_size or len(bounds)
         for a, first in enumerate(range(0, len(bounds), cap)):
             chunk = bounds[first:first + cap]

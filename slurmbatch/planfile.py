@@ -96,7 +96,8 @@ def write_plan(folder: BatchFolder, plan: Plan, record: PlanRecord) -> PlanRecor
                     if key is None:
                         key = keys[id(e.target)] = len(targets)
                         targets[key] = e.target
-                    rows.append((e.id, e.kind, dict(e.params), e.repetition, dict(e.extra), key))
+                    rows.append((e.id, e.kind, dict(e.params), e.repetition, dict(e.extra), key,
+                                 e.group))
                 f.write(cloudpickle.dumps(rows))
         offsets.append(f.tell())
         targets_at = f.tell()
@@ -154,5 +155,5 @@ def load_task(folder: BatchFolder, plan_id: str, position: int) -> list[Experime
         rows = pickle.loads(f.read(int(offsets[position + 1] - offsets[position])))
         f.seek(int(offsets[-1]))
         targets = pickle.loads(f.read())
-    return [Experiment(i, kind, params, targets[key], rep, extra)
-            for i, kind, params, rep, extra, key in rows]
+    return [Experiment(i, kind, params, targets[key], rep, extra, group)
+            for i, kind, params, rep, extra, key, group in rows]

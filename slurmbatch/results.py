@@ -70,6 +70,22 @@ def _frame(columns: list[Column], n: int, allow_pickle: bool) -> dict[str, np.nd
     return out
 
 
+def _presence(table: Table, name: str, n: int) -> np.ndarray:
+    """Which rows of ``table`` hold a value for ``name`` (saved, even if NaN)."""
+    cache = table.cache.setdefault("presence", {})
+    hit = cache.get(name)
+    if hit is None:
+        hit = np.zeros(n, dtype=bool)
+        for col in table.values:
+            if col.name == name:
+                if col.rows is None:
+                    hit[:] = True
+                else:
+                    hit[col.rows] = True
+        cache[name] = hit
+    return hit
+
+
 class _TableView:
     """Per-table cache of decoded frames (tables are immutable once read)."""
 
@@ -102,13 +118,16 @@ class Results:
         self._sel = self._select() if _selection is None else _selection
         self._df: pd.DataFrame | None = None
         self._pos: dict[str, tuple[int, int]] | None = None
+        self._param_cols: list[str] = []
+        self._present: dict[str, np.ndarray] = {}
 
     # -- selection ------------------------------------------------------------------
     def _select(self) -> pd.DataFrame:
         if not self._tables:
             return pd.DataFrame({"t": np.empty(0, np.int64), "row": np.empty(0, np.int64),
                                  "id": np.empty(0, object), "iteration": np.empty(0, np.int64),
-                                 "status": np.empty(0, np.uint8), "finished": np.empty(0)})
+                                 "status": np.empty(0, np.uint8), "finished": np.empty(0),
+                                 "complete": np.empty(0, bool)})
         ts = self._tables
         meta = pd.DataFrame({
             "t": np.concatenate([np.full(len(t), i, np.int64) for i, t in enumerate(ts)]),
@@ -118,20 +137,40 @@ class Results:
             "status": np.concatenate([t.status for t in ts]),
             "finished": np.concatenate([t.finished for t in ts]),
         })
-        done = meta["status"].to_numpy() == DONE
-        # successes first (earliest wins), then failures (latest wins)
-        key = np.where(done, meta["finished"].to_numpy(), -meta["finished"].to_numpy())
-        order = np.lexsort((key, ~done))
-        sel = meta.iloc[order].drop_duplicates(["id", "iteration"], keep="first")
-        failed_ids = set(sel.loc[sel["status"] == FAILED, "id"])
-        if failed_ids:  # an id with any success is done: drop its stale failures
-            done_ids = set(sel.loc[sel["status"] == DONE, "id"])
-            stale = sel["id"].isin(failed_ids & done_ids) & (sel["status"] == FAILED)
-            sel = sel[~stale.to_numpy()]
+        if not (meta["status"].to_numpy() == FAILED).any():
+            order = np.argsort(meta["finished"].to_numpy(), kind="stable")  # earliest wins
+            sel = meta.iloc[order].drop_duplicates(["id", "iteration"], keep="first")
+            sel = sel.assign(complete=True)
+        else:
+            sel = self._select_attempts(meta, ts)
         return sel.sort_values(["t", "row"], kind="stable").reset_index(drop=True)
 
+    @staticmethod
+    def _select_attempts(meta: pd.DataFrame, ts: Sequence[Table]) -> pd.DataFrame:
+        """With failures: one attempt per id (the records of one execution share its start
+        time). The earliest complete attempt wins; else the latest failed one, whose rows
+        saved before the failure still show, but the id counts as failed."""
+        meta = meta.assign(started=np.concatenate([t.started for t in ts]))
+        failed_attempt = (meta.assign(f=meta["status"] == FAILED)
+                          .groupby(["id", "started"], sort=False)["f"].transform("any"))
+        meta = meta.assign(complete=~failed_attempt.to_numpy())
+        complete = meta["complete"].to_numpy()
+        finished = meta["finished"].to_numpy()
+        key = np.where(complete, finished, -finished)
+        order = np.lexsort((key, ~complete))
+        best = meta.iloc[order].drop_duplicates("id", keep="first")[["id", "started"]]
+        chosen = meta.merge(best, on=["id", "started"], how="inner")
+        chosen = chosen.sort_values("finished", kind="stable")
+        chosen = chosen.drop_duplicates(["id", "iteration", "status"], keep="first")
+        return chosen.drop(columns="started")
+
     def _done(self) -> pd.DataFrame:
+        """Rows with a value: of complete attempts, and those a failed attempt saved."""
         return self._sel[self._sel["status"].to_numpy() == DONE]
+
+    def _complete(self) -> pd.DataFrame:
+        sel = self._sel
+        return sel[(sel["status"].to_numpy() == DONE) & sel["complete"].to_numpy()]
 
     def _derive(self, sel: pd.DataFrame) -> Results:
         return Results(self._tables, iterations=self._iterations,
@@ -148,6 +187,8 @@ class Results:
 
     def _build_df(self, sel: pd.DataFrame) -> pd.DataFrame:
         parts = []
+        params: dict[str, None] = {}
+        present: list[dict[str, np.ndarray]] = []
         for t, rows in sel.groupby("t", sort=True)["row"]:
             table = self._tables[int(t)]
             view = _view(table)
@@ -158,16 +199,79 @@ class Results:
             idx = rows.to_numpy()
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
             for name, arr in view.params.items():
-                cols[name if name not in RESERVED else f"param.{name}"] = arr[idx]
+                col = name if name not in RESERVED else f"param.{name}"
+                cols[col] = arr[idx]
+                params[col] = None
             if self._iterations:
                 cols["iteration"] = table.iteration[idx]
+            has: dict[str, np.ndarray] = {}
             for name, arr in view.values.items():
-                cols[name if name not in cols else f"result.{name}"] = arr[idx]
+                col = name if name not in cols else f"result.{name}"
+                cols[col] = arr[idx]
+                has[col] = _presence(table, name, n)[idx]
             parts.append(pd.DataFrame(cols))
+            present.append(has)
+        self._param_cols = list(params)
         if not parts:
+            self._present = {}
             return pd.DataFrame({"id": pd.Series([], dtype=object)})
         df = pd.concat(parts, ignore_index=True, sort=False) if len(parts) > 1 else parts[0]
+        self._present = {}
+        for has, part in zip(present, parts):
+            for col in df.columns:
+                if col in params or col in ("id", "iteration"):
+                    continue
+                self._present.setdefault(col, [])
+                self._present[col].append(has.get(col, np.zeros(len(part), bool)))
+        self._present = {k: np.concatenate(v) for k, v in self._present.items()}
         return df
+
+    def to_df(self, pivot: bool = True, *, name: str | Sequence[str] | None = None,
+              iterations: int | Sequence[int] | None = None, **conditions: Any
+              ) -> pd.DataFrame:
+        """The table, filtered: ``name`` (saved names to keep), ``iterations``, and
+        conditions on parameters (``a=2``, ``b__ge=3``, ...). ``pivot=False``: one row per
+        saved value, with columns id, parameters, iteration, ``name``, ``value``."""
+        df = self.df
+        present = self._present
+        params = [c for c in self._param_cols if c in df.columns]
+        values = [c for c in df.columns if c not in params and c not in ("id", "iteration")]
+        keep = np.ones(len(df), dtype=bool)
+        for cond in parse(conditions):
+            if cond.name not in params:
+                raise ParameterError(f"no parameter named {cond.name!r}; parameters are: "
+                                     f"{', '.join(params) or '(none)'} (filter saved values "
+                                     "with results.filter)")
+            keep &= mask(df[cond.name], cond)
+        if iterations is not None:
+            if "iteration" not in df.columns:
+                raise ParameterError("iterations=: these results have no iterations (a Batch "
+                                     "stores one row per run)")
+            its = [iterations] if isinstance(iterations, (int, np.integer)) else list(iterations)
+            keep &= df["iteration"].isin(its).to_numpy()
+        if name is not None:
+            names = [name] if isinstance(name, str) else list(name)
+            unknown = [n for n in names if n not in values]
+            if unknown:
+                raise ParameterError(f"name={unknown[0]!r} was never saved; saved names: "
+                                     f"{', '.join(values) or '(none)'}")
+            keep &= np.logical_or.reduce([present[n] for n in names])
+            values = names
+        base = [c for c in df.columns if c not in values and c in ("id", "iteration", *params)]
+        if pivot:
+            return df.loc[keep, [*base, *values]].reset_index(drop=True)
+        frames = []
+        for k, col in enumerate(values):
+            rows = np.flatnonzero(keep & present[col])
+            part = df.iloc[rows][base].copy()
+            part["name"] = col
+            part["value"] = df[col].to_numpy()[rows]
+            part["_row"], part["_k"] = rows, k
+            frames.append(part)
+        if not frames:
+            return pd.DataFrame(columns=[*base, "name", "value"])
+        long = pd.concat(frames, ignore_index=True).sort_values(["_row", "_k"], kind="stable")
+        return long.drop(columns=["_row", "_k"]).reset_index(drop=True)
 
     @property
     def status(self) -> pd.DataFrame:
@@ -203,7 +307,7 @@ class Results:
     @property
     def ids(self) -> list[str]:
         """Ids of the done experiments, in the order they were stored."""
-        return list(dict.fromkeys(self._done()["id"]))
+        return list(dict.fromkeys(self._complete()["id"]))
 
     @property
     def failed_ids(self) -> list[str]:
@@ -212,11 +316,11 @@ class Results:
 
     def missing(self, expected: Iterable[str]) -> list[str]:
         """Which of ``expected`` have no successful result."""
-        done = set(self._done()["id"])
+        done = set(self._complete()["id"])
         return [i for i in expected if i not in done]
 
     def __len__(self) -> int:
-        return len(self._done())
+        return len(self._complete())
 
     def __contains__(self, exp_id: object) -> bool:
         return exp_id in self._positions()
@@ -231,7 +335,7 @@ class Results:
     def _positions(self) -> dict[str, tuple[int, int]]:
         """id -> (table, row) of its first done record (iteration 0 for batch style)."""
         if self._pos is None:
-            done = self._done()
+            done = self._complete()
             keys = zip(done["id"].tolist(), done["t"].tolist(), done["row"].tolist())
             pos: dict[str, tuple[int, int]] = {}
             for i, t, row in keys:

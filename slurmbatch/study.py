@@ -52,10 +52,11 @@ class Study:
                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
                  iterations: bool = False) -> None:
         self.folder = BatchFolder.of(path, name)
-        self.folder.check()
         if not isinstance(saveresult, bool):
             raise OptionError(f"saveresult={saveresult!r}: give True (write results under "
                               f"{self.folder.root}) or False (keep them in memory)")
+        if saveresult:
+            self.folder.check()
         self.name = name
         self.path = Path(path)
         self.saveresult = saveresult

@@ -27,6 +27,8 @@ Outcome = tuple[list[tuple[int, Any]], int, str, float, float, float]
 
 def execute(exp: Experiment) -> Outcome:
     """Run one experiment; never raises except for KeyboardInterrupt."""
+    if hasattr(exp.target, "execute_group"):
+        return exp.target.execute_group([exp])[0]
     rows: list[tuple[int, Any]] = []
     started = time.time()
     t0 = time.perf_counter()
@@ -39,6 +41,26 @@ def execute(exp: Experiment) -> Outcome:
     except BaseException:  # SystemExit from user code is a failure too
         status, error = FAILED, traceback.format_exc()
     return rows, status, error, started, time.time(), time.perf_counter() - t0
+
+
+def execute_chunk(experiments: Sequence[Experiment], positions: Sequence[int]
+                  ) -> Iterator[tuple[int, Outcome]]:
+    """Outcomes of the experiments at ``positions``; consecutive members of one group
+    whose target runs groups (research branches) run together."""
+    i = 0
+    while i < len(positions):
+        exp = experiments[positions[i]]
+        j = i + 1
+        if exp.group is not None and hasattr(exp.target, "execute_group"):
+            while (j < len(positions) and experiments[positions[j]].group == exp.group
+                   and experiments[positions[j]].target is exp.target):
+                j += 1
+        if j - i == 1:
+            yield positions[i], execute(exp)
+        else:
+            group = [experiments[p] for p in positions[i:j]]
+            yield from zip(positions[i:j], exp.target.execute_group(group))
+        i = j
 
 
 def failure(message: str, started: float | None = None) -> Outcome:
@@ -166,8 +188,8 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
     with signals.installed() if own_signals else nullcontext():
         try:
             if lanes is None:
-                for exp in experiments:
-                    handle(exp, execute(exp), 0)
+                for pos, out in execute_chunk(experiments, range(len(experiments))):
+                    handle(experiments[pos], out, 0)
                     tick()
             else:
                 from .lanes import LanePool

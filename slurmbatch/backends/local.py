@@ -21,16 +21,48 @@ class LocalBackend(Backend):
     """Runs each task with ``workers`` lane processes; results are written by this process."""
 
     name = "local"
-    options: ClassVar[dict[str, Any]] = {"workers": None}
+    options: ClassVar[dict[str, Any]] = {"workers": None, "devices": None}
 
     def validate(self) -> None:
         workers = self.settings["workers"]
-        if workers is None:
-            self.settings["workers"] = available_cpus()
-        elif not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        devices = self.settings["devices"]
+        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
+                                    or workers < 1):
             raise OptionError(f"workers={workers!r}: give a positive number of processes "
                               f"(this machine has {available_cpus()} CPUs)")
+        self.envs = lane_devices(devices, workers) if devices is not None else None
+        if self.envs is not None:
+            self.settings["workers"] = len(self.envs)
+        elif workers is None:
+            self.settings["workers"] = available_cpus()
 
     def run(self, plan: Plan, job: Job) -> Report:
-        lanes = [{} for _ in range(self.settings["workers"])]
+        lanes = self.envs or [{} for _ in range(self.settings["workers"])]
         return run_here(plan, job, "local", lanes=lanes)
+
+
+def lane_devices(devices: Any, workers: int | None) -> list[dict[str, str]]:
+    """``CUDA_VISIBLE_DEVICES`` of each worker: ``devices=[0, 1]`` gives one each (or
+    ``len // workers`` each when ``workers`` is given); ``[[0, 1], [2, 3]]`` lists them."""
+    bad = OptionError(f"devices={devices!r}: give device ids ([0, 1, ...]) or one list of "
+                      "ids per worker ([[0, 1], [2, 3]])")
+    if isinstance(devices, (str, bytes)) or not isinstance(devices, (list, tuple)) or not devices:
+        raise bad
+    if all(isinstance(d, (list, tuple)) for d in devices):
+        per_worker = [list(d) for d in devices]
+        if workers is not None and workers != len(per_worker):
+            raise OptionError(f"devices has {len(per_worker)} lists but workers={workers}: "
+                              "give one list per worker")
+    else:
+        flat = list(devices)
+        n = workers or len(flat)
+        if len(flat) % n:
+            raise OptionError(f"devices={devices!r} cannot be shared evenly by workers={n}: "
+                              "give a multiple of workers device ids, or one list per worker")
+        k = len(flat) // n
+        per_worker = [flat[i * k:(i + 1) * k] for i in range(n)]
+    for ids in per_worker:
+        if not ids or not all(isinstance(d, (int, str)) and not isinstance(d, bool) and
+                              str(d).strip() and "," not in str(d) for d in ids):
+            raise bad
+    return [{"CUDA_VISIBLE_DEVICES": ",".join(str(d) for d in ids)} for ids in per_worker]

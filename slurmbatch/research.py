@@ -1,0 +1,425 @@
+"""The Research spec: a plan of units over a domain of configs -> experiments with ids.
+
+``Research(domain=...)`` collects units (``add_callable``, ``add_generator``,
+``add_instance``, or the shorthand ``research.func(...)``); ``run()`` turns every config
+(and repetition) into an experiment whose id is the SHA-1 of the plan's fingerprint, the
+config and the repetition, and runs what is not done yet on the chosen backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .backends.slurm import DryRun
+from .domain import REPETITION, Domain
+from .errors import OptionError, ParameterError, StoreError
+from .experiment import Experiment
+from .ids import Encoder, callable_name
+from .layout import check_name, write_atomic
+from .named import NamedExpression
+from .planfile import PlanRecord
+from .store import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
+from .study import Study
+from .units import (
+    CALLABLE,
+    GENERATOR,
+    INSTANCE,
+    SPLAT,
+    ResearchTarget,
+    Splat,
+    Unit,
+    parse_when,
+    process_entropy,
+)
+
+_PER_EXPERIMENT = {"gpus_per_experiment": "gpus_per_run", "cpus_per_experiment": "cpus_per_run",
+                   "mem_per_experiment": "mem_per_run",
+                   "experiments_per_task": "runs_per_task"}
+
+
+def _caller_function(name: str, depth: int = 2) -> Callable[..., Any] | None:
+    """A function called ``name`` where the user wrote the call: the caller's locals and
+    globals, then ``__main__``, then builtins."""
+    frame = sys._getframe(depth)
+    try:
+        for scope in (frame.f_locals, frame.f_globals,
+                      getattr(sys.modules.get("__main__"), "__dict__", {})):
+            value = scope.get(name)
+            if callable(value):
+                return value
+    finally:
+        del frame
+    import builtins
+
+    value = getattr(builtins, name, None)
+    return value if callable(value) else None
+
+
+class Research(Study):
+    """Experiments over a domain of configs; results in ``<path>/<name>/`` or memory.
+
+    ``Research(name='research', domain=None, n_reps=1)``: units are added in the order
+    they run each iteration; ``run()`` executes every config (``n_reps`` times each).
+    """
+
+    noun = "experiment"
+
+    def __init__(self, name: str = "research", domain: Domain | Mapping[str, Any] | None = None,
+                 n_reps: int = 1, *, path: str | os.PathLike[str] = "_res",
+                 pickle_results: bool = False, segment_rows: int = DEFAULT_SEGMENT_ROWS,
+                 segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> None:
+        check_name(name, "research name")
+        super().__init__(name, path, False, pickle_results=pickle_results,
+                         segment_rows=segment_rows, segment_seconds=segment_seconds,
+                         iterations=True)
+        self.domain = Domain(domain)
+        if n_reps != 1:
+            self.domain.set_iter_params(n_items=self.domain.n_items, n_reps=n_reps,
+                                        seed=self.domain.seed)
+        self.units: list[Unit] = []
+        self.report = None
+        self._loaded = False
+
+    # -- the plan ---------------------------------------------------------------------
+    def add_callable(self, name: str | Callable[..., Any], func: Any = None, *,
+                     args: Any = None, kwargs: Any = None, save_to: Any = None, when: Any = 1,
+                     root: bool = False, mode: str = CALLABLE, **other: Any) -> Research:
+        """Add a unit calling ``func`` every iteration selected by ``when``.
+
+        ``add_callable(f, ...)`` names the unit after ``f``; ``add_callable('name', f)``
+        names it; ``add_callable('inst.method')`` calls a method of an instance added with
+        ``add_instance``. Arguments: ``args=[..]``, ``kwargs=`` (a dict or ``EC()``) and
+        other keywords, any of them named expressions. ``save_to`` names the output (or
+        a list of names for a tuple output); ``when``: k (every k-th iteration), '%k'
+        (iteration k only), 'last', or a list; ``root=True``: run once per group of
+        branches; ``mode='generator'``: ``func`` returns a generator advanced once per
+        iteration.
+        """
+        return self._add(name, func, args, kwargs, save_to, when, root, mode, other, depth=3)
+
+    def add_generator(self, name: str | Callable[..., Any], generator: Any = None, *,
+                      args: Any = None, kwargs: Any = None, save_to: Any = None,
+                      when: Any = 1, root: bool = False, **other: Any) -> Research:
+        """Add a generator unit: created at its first iteration, advanced once per
+        iteration; the experiment ends when it is exhausted."""
+        return self._add(name, generator, args, kwargs, save_to, when, root, GENERATOR, other,
+                         depth=3)
+
+    def add_instance(self, name: str, cls: type, *, args: Any = None, kwargs: Any = None,
+                     root: bool = False, **other: Any) -> Research:
+        """Create ``cls(*args, **kwargs, **other)`` once per experiment (named expressions
+        resolved); its methods are units ``'name.method'``, the instance is ``O('name')``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise ParameterError(f"add_instance({name!r}, ...): give a name without dots")
+        if not callable(cls):
+            raise ParameterError(f"add_instance({name!r}, {cls!r}): give a class to create")
+        unit = Unit(self._unique(name), INSTANCE, cls, _args(args, name),
+                    _kwargs(kwargs, other, name), None, parse_when(1, name), bool(root))
+        self.units.append(unit)
+        return self
+
+    def __getattr__(self, key: str) -> Callable[..., Research]:
+        """``research.func(*args, save_to=..., ...)`` adds ``func`` (looked up where the
+        call is written) as a unit, like ``add_callable(func, args=args, ...)``."""
+        if key.startswith("_"):
+            raise AttributeError(key)
+        func = _caller_function(key)
+        if func is None:
+            raise AttributeError(
+                f"Research has no attribute {key!r} and no function {key!r} is defined where "
+                f"it was called: define it, or add it with add_callable({key}, ...)")
+
+        def add(*args: Any, mode: str = CALLABLE, **kwargs: Any) -> Research:
+            if args and "args" in kwargs:
+                raise ParameterError(f"{key}(...): give the arguments positionally or as "
+                                     "args=[...], not both")
+            unit_args = kwargs.pop("args", list(args) if args else None)
+            return self._add(key, func, unit_args, kwargs.pop("kwargs", None),
+                             kwargs.pop("save_to", None), kwargs.pop("when", 1),
+                             kwargs.pop("root", False), mode, kwargs, depth=3)
+
+        return add
+
+    def _unique(self, name: str) -> str:
+        taken = {u.name for u in self.units}
+        if name not in taken:
+            return name
+        k = 1
+        while f"{name}_{k}" in taken:
+            k += 1
+        return f"{name}_{k}"
+
+    def _add(self, name: Any, func: Any, args: Any, kwargs: Any, save_to: Any, when: Any,
+             root: Any, mode: str, other: dict[str, Any], depth: int) -> Research:
+        if mode not in (CALLABLE, GENERATOR):
+            raise ParameterError(f"mode={mode!r}: give 'callable' or 'generator'")
+        if callable(name) and not isinstance(name, str):
+            if func is not None:
+                raise ParameterError(f"add_callable({name!r}, {func!r}): a second positional "
+                                     "argument is the function of a named unit "
+                                     "(add_callable('name', func)); pass the arguments as "
+                                     "args=[...] or as keywords")
+            name, func = getattr(name, "__name__", None), name
+            if not isinstance(name, str) or name == "<lambda>":
+                raise ParameterError("a lambda needs a unit name: add_callable('name', func)")
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"unit name {name!r}: give a non-empty string")
+        if func is None:
+            if "." in name:
+                func = name  # 'instance.method'
+            else:
+                func = _caller_function(name, depth)
+                if func is None:
+                    raise ParameterError(f"unit {name!r}: no function {name!r} is defined where "
+                                         "the research is built: pass it, "
+                                         f"add_callable({name!r}, func)")
+        if isinstance(func, str):
+            inst, _, method = func.partition(".")
+            if not method or "." in method or inst not in {
+                    u.name for u in self.units if u.mode == INSTANCE}:
+                raise ParameterError(f"unit {name!r}: {func!r} must be 'instance.method' of an "
+                                     "instance added before with add_instance")
+        elif not callable(func):
+            raise ParameterError(f"unit {name!r}: {func!r} is not callable")
+        if save_to is not None:
+            if isinstance(save_to, (list, tuple)):
+                if not save_to or not all(s is None or (isinstance(s, str) and s)
+                                          for s in save_to):
+                    raise ParameterError(f"unit {name!r}: save_to={save_to!r}: give names")
+                save_to = tuple(save_to)
+            elif not isinstance(save_to, str) or not save_to:
+                raise ParameterError(f"unit {name!r}: save_to={save_to!r}: give a name or a "
+                                     "list of names")
+        unit = Unit(self._unique(name), mode, func, _args(args, name),
+                    _kwargs(kwargs, other, name), save_to, parse_when(when, name), bool(root))
+        self.units.append(unit)
+        return self
+
+    # -- identity -----------------------------------------------------------------------
+    def _describe(self, n_iters: int | None, finalize: bool, seed: int | None,
+                  branches: int) -> dict[str, Any]:
+        """What defines every experiment's results, besides its config (JSON-able)."""
+        has_root = any(u.root for u in self.units)
+        return {
+            "units": [_unit_text(u) for u in self.units],
+            "n_iters": n_iters, "finalize": finalize, "seed": seed,
+            "branches": branches if has_root else 1,
+        }
+
+    def _fingerprint(self, description: dict[str, Any], encoder: Encoder) -> str:
+        has_root = any(u.root for u in self.units)
+        key = ("slurmbatch.research", tuple(u.key() for u in self.units),
+               description["n_iters"], description["finalize"], description["seed"],
+               description["branches"] if has_root else 1)
+        return hashlib.sha1(encoder.encode(key)).hexdigest()
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, n_iters: int | None = None, finalize: bool = True,
+            workers: int | None = None, devices: Sequence[Any] | None = None,
+            branches: int = 1, seed: int | None = None, dump_results: bool = True,
+            bar: bool = True, executor: str = "local", **options: Any) -> Research:
+        """Run every experiment without a result and wait; returns the research.
+
+        ``n_iters``: iterations per experiment (default 1 with only callables, else until
+        the first generator is exhausted); ``finalize``: run 'last' units after a
+        generator ends or a unit fails; ``workers``/``devices``: local lane processes and
+        their ``CUDA_VISIBLE_DEVICES``; ``branches``: configs per group sharing ``root``
+        units; ``seed``: makes ``E().random`` and samplers reproducible;
+        ``dump_results=False`` keeps results in memory. ``executor='slurm'`` takes the
+        Slurm options of a Batch (``*_per_experiment`` = ``*_per_run``).
+        """
+        experiments, description, fingerprint = self._experiments(
+            n_iters, finalize, branches, seed, dump_results)
+        options = _slurm_names(options)
+        if executor == "local":
+            options.setdefault("workers", 1 if workers is None else workers)
+            if devices is not None:
+                options["devices"] = devices
+        elif workers is not None or devices is not None:
+            raise OptionError(f"workers=/devices= are options of executor='local'; with "
+                              f"executor={executor!r} leave them out (on Slurm, lanes follow "
+                              "gpus_per_experiment)")
+        self._description, self._fingerprint_hex = description, fingerprint
+        report, busy = self._execute(experiments, executor, bar, options)
+        self.report = report
+        if report.failed or report.missing or (bar and not report.executed):
+            print(report.summary(self.name), file=sys.stderr)
+            if report.failed:
+                print("  failed experiments: research.results.failed (with their errors); "
+                      "the next run retries them", file=sys.stderr)
+        if busy:
+            print(f"  {busy} experiment(s) are in flight in an earlier submission: "
+                  "research.wait() waits for them", file=sys.stderr)
+        return self
+
+    def submit(self, n_iters: int | None = None, finalize: bool = True, branches: int = 1,
+               seed: int | None = None, *, dry_run: bool = False,
+               **options: Any) -> PlanRecord | DryRun | None:
+        """Submit the experiments without a result to Slurm and return after sbatch."""
+        experiments, description, fingerprint = self._experiments(
+            n_iters, finalize, branches, seed, True)
+        self._description, self._fingerprint_hex = description, fingerprint
+        return self._submit_experiments(experiments, dry_run, _slurm_names(options))
+
+    def _experiments(self, n_iters: Any, finalize: Any, branches: Any, seed: Any,
+                     dump_results: Any) -> tuple[list[Experiment], dict[str, Any], str]:
+        if self._loaded and not self.units:
+            raise ParameterError(f"research {self.name!r} was loaded from its folder: it has "
+                                 "results and status, not its units; build it again (same "
+                                 "units and name) to run what is missing")
+        if not self.units:
+            raise ParameterError("the research has no units: add some with add_callable, "
+                                 "add_generator or research.func(...)")
+        if not isinstance(dump_results, bool):
+            raise OptionError(f"dump_results={dump_results!r}: give True or False")
+        if not isinstance(finalize, bool):
+            raise OptionError(f"finalize={finalize!r}: give True or False")
+        if n_iters is not None and (not isinstance(n_iters, int) or isinstance(n_iters, bool)
+                                    or n_iters < 1):
+            raise OptionError(f"n_iters={n_iters!r}: give a positive integer or None")
+        if n_iters is None and all(u.mode != GENERATOR for u in self.units):
+            n_iters = 1
+        if not isinstance(branches, int) or isinstance(branches, bool) or branches < 1:
+            raise OptionError(f"branches={branches!r}: give a positive integer")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise OptionError(f"seed={seed!r}: give an integer or None")
+        self.saveresult = dump_results
+        description = self._describe(n_iters, finalize, seed, branches)
+        encoder = Encoder()
+        fingerprint = self._fingerprint(description, encoder)
+        if dump_results:
+            self._check_plan(description, fingerprint)
+        target = ResearchTarget(tuple(self.units), n_iters, finalize)
+        kind = f"research/{fingerprint}"
+        entropy = seed if seed is not None else process_entropy()
+        folder = str(self.folder.root.resolve()) if dump_results else None
+        configs = self.domain.configs(seed)
+        has_root = any(u.root for u in self.units)
+        experiments = []
+        root: dict[str, Any] = {}
+        group = None
+        for i, config in enumerate(configs):
+            rep = config.get(REPETITION) if self.domain.n_reps > 1 else None
+            exp_id = encoder.experiment_id(kind, config)
+            extra: dict[str, Any] = {"entropy": entropy, "folder": folder}
+            if has_root:
+                if i % branches == 0:
+                    base = {k: v for k, v in config.items() if k != REPETITION or rep is None}
+                    root = {"id": exp_id, "config": base}
+                    group = f"{fingerprint[:12]}:{exp_id}"
+                extra["root"] = root
+            experiments.append(Experiment(exp_id, kind, config, target, rep, extra,
+                                          group if has_root else None))
+        return experiments, description, fingerprint
+
+    def _check_plan(self, description: dict[str, Any], fingerprint: str) -> None:
+        """Refuse to mix two different plans' results in one folder (nothing written)."""
+        self.folder.check()
+        path = self.folder.research_plan
+        if self.folder.exists() and not path.is_file():
+            raise StoreError(f"{self.folder.root} holds a Batch, not a research: give the "
+                             "research another name")
+        if not path.is_file():
+            return
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{path} is unreadable ({exc}): restore or remove it") from None
+        if stored.get("fingerprint") == fingerprint:
+            return
+        old = stored.get("plan", {})
+        diffs = [k for k in description if old.get(k) != description[k]] or ["unit code"]
+        raise ParameterError(
+            f"research {self.name!r} in {self.path} was run with another plan ({', '.join(diffs)} "
+            f"differ): a changed plan is a new research; give it its own name, "
+            f"Research(name='{self.name}_2', ...), or remove {self.folder.root} to start over")
+
+    def _prepare_folder(self) -> None:
+        self.folder.create()
+        path = self.folder.research_plan
+        if not path.is_file():
+            body = {"format": "slurmbatch-research", "version": 1,
+                    "fingerprint": self._fingerprint_hex, "plan": self._description,
+                    "domain": repr(self.domain)}
+            write_atomic(path, json.dumps(body, indent=1, default=str).encode())
+
+    def _disk_option(self) -> str:
+        return "dump_results=True"
+
+    # -- re-opening --------------------------------------------------------------------
+    @classmethod
+    def load(cls, name: str, path: str | os.PathLike[str] = "_res") -> Research:
+        """Re-open a research from its folder (results, status, wait, cancel, retry)."""
+        research = cls(name, path=path)
+        plan_file = research.folder.research_plan
+        if not plan_file.is_file():
+            raise StoreError(f"no research {name!r} under {path} ({plan_file} is missing): "
+                             "give the name and path it was run with")
+        research.saveresult = True
+        research.folder.check()
+        research._loaded = True
+        return research
+
+    def __repr__(self) -> str:
+        where = str(self.folder.root) if self.saveresult else "memory"
+        units = ", ".join(u.name for u in self.units) or "no units"
+        return f"<Research {self.name!r}: {units}; {self.domain!r}; results in {where}>"
+
+
+def _args(args: Any, unit: str) -> tuple[Any, ...]:
+    if args is None:
+        return ()
+    if isinstance(args, NamedExpression):
+        return (Splat(args),)
+    if isinstance(args, (list, tuple)):
+        return tuple(args)
+    return (args,)
+
+
+def _kwargs(kwargs: Any, other: Mapping[str, Any], unit: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if kwargs is not None:
+        if isinstance(kwargs, NamedExpression):
+            out[SPLAT] = kwargs
+        elif isinstance(kwargs, Mapping):
+            out.update(kwargs)
+        else:
+            raise ParameterError(f"unit {unit!r}: kwargs={kwargs!r}: give a dict or a named "
+                                 "expression such as EC()")
+    for k in other:
+        if k in out:
+            raise ParameterError(f"unit {unit!r}: {k!r} is given twice")
+    out.update(other)
+    return out
+
+
+def _unit_text(u: Unit) -> str:
+    src = u.source if isinstance(u.source, str) else (callable_name(u.source) or repr(u.source))
+    parts = [f"{u.mode} {u.name} = {src}"]
+    if u.args:
+        parts.append(f"args={list(u.args)!r}")
+    if u.kwargs:
+        parts.append(f"kwargs={dict(u.kwargs)!r}")
+    if u.save_to is not None:
+        parts.append(f"save_to={u.save_to!r}")
+    if u.when != (("every", 1),):
+        parts.append(f"when={u.when!r}")
+    if u.root:
+        parts.append("root")
+    return "; ".join(parts)
+
+
+def _slurm_names(options: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        name = _PER_EXPERIMENT.get(k, k)
+        if name in out:
+            raise OptionError(f"{k} and {name} are the same option: give one")
+        out[name] = v
+    return out
+
