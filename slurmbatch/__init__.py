@@ -13,8 +13,8 @@ from .errors import (
                      SlurmbatchError,
                      StoreError,
 )
+from .expressions import EC, EP, E, O
 from .ids import experiment_id, named
-from .named import EC, EP, E, O
 from .plan import Plan, Resources, make_plan
 from .research import Research
 from .results import Results

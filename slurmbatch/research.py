@@ -19,9 +19,9 @@ from .backends.slurm import DryRun
 from .domain import REPETITION, Domain
 from .errors import OptionError, ParameterError, StoreError
 from .experiment import Experiment
+from .expressions import NamedExpression
 from .ids import Encoder, callable_name
 from .layout import check_name, write_atomic
-from .named import NamedExpression
 from .planfile import PlanRecord
 from .store import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
 from .study import Study

@@ -23,7 +23,7 @@ import numpy as np
 from .domain import REPETITION
 from .errors import ParameterError
 from .experiment import Experiment
-from .named import resolve
+from .expressions import resolve
 from .records import DONE, FAILED
 
 CALLABLE, GENERATOR, INSTANCE = "callable", "generator", "instance"

@@ -263,7 +263,7 @@ def test_bad_executor_and_options_fail_before_writing() -> None:
     b.add_run(Square, {"x": 1})
     with pytest.raises(OptionError, match="choose one of: local, debug"):
         b(executor="cloud")
-    with pytest.raises(OptionError, match=r"no option.*gpus.*valid options: workers"):
+    with pytest.raises(OptionError, match=r"no option.*gpus.*valid options: devices, workers"):
         b(executor="local", gpus=1)
     with pytest.raises(OptionError, match="workers=0"):
         b(workers=0)
