@@ -163,9 +163,11 @@ class LanePool:
             chunk.append(self._pending.popleft())
         return chunk
 
-    def _feed(self, lane: _Lane, nlanes: int) -> None:
-        """Keep two chunks in flight; tell an idle lane to stop when nothing is left."""
-        while lane.chunks < 2 and self._pending:
+    def _feed(self, lane: _Lane, nlanes: int, depth: int = 2) -> None:
+        """Keep two chunks in flight (one when little is left, so that a few long
+        experiments spread over the lanes); tell an idle lane to stop when nothing is left."""
+        while self._pending and (lane.chunks == 0 or (
+                lane.chunks < depth and len(self._pending) >= 2 * nlanes)):
             chunk = self._next_chunk(nlanes)
             lane.conn.send(chunk)
             lane.inflight.extend(chunk)
@@ -183,6 +185,8 @@ class LanePool:
         try:
             for lane in lanes:
                 self._start(lane)
+            for lane in lanes:  # one chunk each first, then the second ones
+                self._feed(lane, nlanes, depth=1)
             for lane in lanes:
                 self._feed(lane, nlanes)
             while self._live:

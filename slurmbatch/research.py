@@ -237,9 +237,10 @@ class Research(Study):
             n_iters, finalize, branches, seed, dump_results)
         options = _slurm_names(options)
         if executor == "local":
-            options.setdefault("workers", 1 if workers is None else workers)
             if devices is not None:
-                options["devices"] = devices
+                options["devices"] = devices  # one worker per device (list) unless given
+            if workers is not None or devices is None:
+                options["workers"] = 1 if workers is None else workers
         elif workers is not None or devices is not None:
             raise OptionError(f"workers=/devices= are options of executor='local'; with "
                               f"executor={executor!r} leave them out (on Slurm, lanes follow "

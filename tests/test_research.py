@@ -1,0 +1,318 @@
+"""Research on disk: resume, re-open from another process, seeds, workers, devices,
+branches in one task, filters, and errors raised before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import slurmbatch
+from slurmbatch import EC, EP, Domain, E, O, Option, Research, Sampler
+from slurmbatch.errors import OptionError, ParameterError, StoreError
+from slurmbatch.plan import make_plan
+
+from conftest import ROOT, run_script
+
+LOG = Path("calls.log")
+
+
+def power(a=2, b=3):
+    return a ** b
+
+
+def logged_power(a=2, b=3):
+    with LOG.open("a") as f:
+        f.write(f"{a},{b}\n")
+    return a ** b
+
+
+def draw(random):
+    return float(random.normal())
+
+
+def nap(seconds=0.5):
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def device():
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+
+def load(random):
+    with LOG.open("a") as f:
+        f.write("load\n")
+    return random.normal(size=4)
+
+
+def total(array, scale=1):
+    return float(np.sum(array) * scale)
+
+
+def flaky(a):
+    if a == 3 and not Path("fixed").exists():
+        raise ValueError("a=3 is broken")
+    return a
+
+
+def where(path):
+    (path / "note.txt").write_text("hello")
+    return str(path)
+
+
+def two(a):
+    return a, -a
+
+
+def grid() -> Research:
+    return (Research("grid", domain=Domain(a=[1, 2, 3], b=[2, 3]))
+            .add_callable(logged_power, a=EC("a"), b=EC("b"), save_to="p"))
+
+
+def lines() -> list[str]:
+    return LOG.read_text().splitlines() if LOG.exists() else []
+
+
+def test_resume_runs_only_what_is_missing() -> None:
+    grid().run(bar=False)
+    assert len(lines()) == 6
+    again = grid().run(bar=False)
+    assert again.report.executed == 0 and len(lines()) == 6
+    bigger = (Research("grid", domain=Domain(a=[1, 2, 3, 4], b=[2, 3]))
+              .add_callable(logged_power, a=EC("a"), b=EC("b"), save_to="p"))
+    bigger.run(bar=False)
+    assert len(lines()) == 8 and len(bigger.results.df) == 8
+    folder = Path("_res/grid")
+    assert (folder / "research.json").is_file() and len(list(folder.glob("segments/*.h5"))) == 2
+
+
+def test_a_changed_plan_is_refused_before_anything_is_written() -> None:
+    grid().run(bar=False)
+    before = sorted(p.name for p in Path("_res/grid").rglob("*"))
+    changed = (Research("grid", domain=Domain(a=[1, 2, 3], b=[2, 3]))
+               .add_callable(logged_power, a=EC("a"), b=EC("b"), save_to="q"))
+    with pytest.raises(ParameterError, match=r"another plan \(units differ\).*own name"):
+        changed.run(bar=False)
+    with pytest.raises(ParameterError, match=r"n_iters differ"):
+        grid().run(n_iters=2, bar=False)
+    assert sorted(p.name for p in Path("_res/grid").rglob("*")) == before
+    changed.run(bar=False, dump_results=False)  # in memory: no folder to conflict with
+
+
+def test_reopened_from_another_process_gives_the_same_table() -> None:
+    r = grid().run(bar=False)
+    code = """
+import json, slurmbatch
+r = slurmbatch.Research.load("grid")
+df = r.results.df
+c = slurmbatch.collect("_res/grid").df
+print(json.dumps([df.values.tolist(), c.values.tolist(), list(df.columns)]))
+"""
+    script = Path("reopen.py")
+    script.write_text(code)
+    out = json.loads(run_script(script).stdout.strip().splitlines()[-1])
+    assert out[0] == out[1] == r.results.df.values.tolist()
+    assert out[2] == ["id", "a", "b", "iteration", "p"]
+    loaded = Research.load("grid")
+    with pytest.raises(ParameterError, match="loaded from its folder"):
+        loaded.run()
+    with pytest.raises(StoreError, match="no research 'nothing'"):
+        Research.load("nothing")
+
+
+def test_results_are_readable_while_the_research_runs() -> None:
+    script = Path("slow.py")
+    script.write_text(f"""
+import sys, time
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from test_research import nap
+from slurmbatch import Research, Domain, EC
+dom = Domain(seconds=[0.3, 0.31, 0.32, 0.33, 0.34, 0.35, 3.0])
+Research("slow", domain=dom).add_callable(nap, seconds=EC("seconds"), save_to="pid").run(
+    bar=False, workers=1)
+""")
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        seen = 0
+        while time.monotonic() < deadline and proc.poll() is None:
+            if Path("_res/slow/research.json").exists():
+                seen = len(slurmbatch.collect("_res/slow").df)
+                if seen >= 3:
+                    break
+            time.sleep(0.2)
+        assert 3 <= seen < 7, seen  # partial results, before the last one is done
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+    assert len(slurmbatch.collect("_res/slow").df) == 7
+
+
+def test_seed_makes_random_reproducible_per_experiment() -> None:
+    def make(name: str) -> Research:
+        return (Research(name, domain=Domain(k=[1, 2, 3]))
+                .add_callable(draw, random=E().random, save_to="x"))
+
+    def df(r: Research) -> object:  # rows come in completion order: sort them
+        return r.results.df.sort_values(["id", "iteration"]).reset_index(drop=True)
+
+    a = df(make("s1").run(seed=7, n_iters=2, bar=False))
+    b = df(make("s2").run(seed=7, n_iters=2, bar=False, workers=2))
+    c = df(make("s3").run(seed=8, n_iters=2, bar=False))
+    assert a["x"].tolist() == b["x"].tolist()
+    assert a["id"].tolist() == b["id"].tolist()  # same plan and seed: same ids
+    assert len(set(a["x"])) == 6  # per experiment and per iteration
+    assert a["x"].tolist() != c["x"].tolist()
+    assert set(a["id"]).isdisjoint(c["id"])  # another seed is another experiment
+
+
+def test_samplers_with_a_seed_give_the_same_configs() -> None:
+    dom = (Domain(lr=Sampler("uniform", 0, 1)) * Option("depth", [1, 2])
+           ).set_iter_params(n_items=6)
+    r1 = Research("samp1", domain=dom).add_callable(power, a=EC("depth"), save_to="p")
+    r2 = Research("samp2", domain=dom).add_callable(power, a=EC("depth"), save_to="p")
+    d1 = r1.run(seed=3, bar=False).results.df
+    d2 = r2.run(seed=3, bar=False).results.df
+    assert len(d1) == 6 and d1["lr"].tolist() == d2["lr"].tolist()
+    assert d1["depth"].tolist() == [1, 2, 1, 2, 1, 2]
+    assert ((d1["lr"] >= 0) & (d1["lr"] < 1)).all()
+
+
+def test_two_workers_halve_sleep_bound_experiments() -> None:
+    def timed(workers: int) -> float:
+        t0 = time.perf_counter()
+        Research(n_reps=4).add_callable(nap, seconds=0.5, save_to="pid").run(
+            dump_results=False, workers=workers, bar=False)
+        return time.perf_counter() - t0
+
+    serial, parallel = timed(1), timed(2)
+    assert serial >= 2.0
+    assert parallel < 0.7 * serial, (serial, parallel)
+
+
+def test_each_worker_sees_its_devices() -> None:
+    r = Research(domain=Domain(k=list(range(8)))).add_callable(device, save_to="dev")
+    df = r.run(dump_results=False, workers=2, devices=[0, 1], bar=False).results.df
+    assert set(df["dev"]) <= {"0", "1"} and len(df) == 8
+    df = (Research(domain=Domain(k=list(range(4)))).add_callable(device, save_to="dev")
+          .run(dump_results=False, devices=[[0, 1], [2, 3]], bar=False).results.df)
+    assert set(df["dev"]) <= {"0,1", "2,3"}
+    with pytest.raises(OptionError, match="cannot be shared evenly"):
+        Research().add_callable(device).run(dump_results=False, workers=2, devices=[0, 1, 2])
+
+
+def test_branches_share_root_units_once_per_group() -> None:
+    def build(name: str) -> Research:
+        return (Research(name, domain=Domain(scale=[1, 2, 3, 4]))
+                .add_callable(load, random=E().random, root=True)
+                .add_callable(total, array=O("load"), scale=EC("scale"), save_to="t"))
+
+    df = build("br").run(n_iters=2, branches=2, seed=1, bar=False, workers=2).results.df
+    assert lines().count("load") == 4  # 2 groups x 2 iterations
+    by = {(s, i): t for s, i, t in zip(df["scale"], df["iteration"], df["t"])}
+    for it in (0, 1):
+        assert by[(2, it)] == pytest.approx(2 * by[(1, it)])  # same data in one group
+        assert by[(4, it)] == pytest.approx(4 / 3 * by[(3, it)])
+        assert by[(3, it)] != pytest.approx(3 * by[(1, it)])  # another group, other data
+    LOG.unlink()
+    solo = build("solo").run(n_iters=2, seed=1, bar=False).results.df
+    assert lines().count("load") == 8 and len(solo) == 8
+
+
+def test_the_planner_keeps_a_group_in_one_task() -> None:
+    r = (Research(domain=Domain(scale=list(range(10))))
+         .add_callable(load, random=E().random, root=True)
+         .add_callable(total, array=O("load"), scale=EC("scale"), save_to="t"))
+    exps, _, _ = r._experiments(1, True, 3, 0, False)
+    assert [e.group for e in exps].count(exps[0].group) == 3
+    plan = make_plan(exps, runs_per_task=2)
+    for _, task in plan.tasks:
+        groups = [e.group for e in plan.experiments_of(task)]
+        for g in set(groups):
+            assert groups.count(g) == [e.group for e in exps].count(g)  # whole groups only
+    assert sum(len(t) for _, t in plan.tasks) == 10
+
+
+def test_failures_are_retried_and_their_rows_kept() -> None:
+    def build() -> Research:
+        return (Research("fl", domain=Domain(a=[1, 2, 3]))
+                .add_callable(power, a=EC("a"), save_to="p")
+                .add_callable(flaky, a=EC("a"), save_to="f"))
+
+    r = build().run(bar=False)
+    res = r.results
+    assert r.report.failed == 1 and len(res.failed) == 1
+    assert "a=3 is broken" in res.failed["error"].iloc[0]
+    assert "unit 'flaky' at iteration 0" in res.failed["error"].iloc[0]
+    assert len(res.ids) == 2
+    row = res.df[res.df["a"] == 3]
+    assert row["p"].tolist() == [27] and np.isnan(row["f"].iloc[0])  # saved before failing
+    Path("fixed").touch()
+    again = build().run(bar=False)
+    assert again.report.executed == 1 and again.report.done == 1
+    df = again.results.df.sort_values("a")
+    assert df["f"].tolist() == [1, 2, 3] and len(again.results.failed) == 0
+
+
+def test_to_df_filters() -> None:
+    r = (Research(domain=Domain(a=[1, 2], b=[2, 3]))
+         .add_callable(power, a=EC("a"), b=EC("b"), save_to="p")
+         .add_callable(two, a=EC("a"), save_to=["plus", "minus"], when="%1"))
+    res = r.run(n_iters=3, dump_results=False, bar=False).results
+    df = res.to_df(name="p", a=2, iterations=[0, 1])
+    assert list(df.columns) == ["id", "a", "b", "iteration", "p"]
+    assert df[["b", "iteration", "p"]].values.tolist() == [[2, 0, 4], [2, 1, 4], [3, 0, 8],
+                                                          [3, 1, 8]]
+    long = res.to_df(pivot=False, name=["plus", "minus"], b__ge=3)
+    assert long[["a", "iteration", "name", "value"]].values.tolist() == [
+        [1, 1, "plus", 1], [1, 1, "minus", -1], [2, 1, "plus", 2], [2, 1, "minus", -2]]
+    assert len(res.to_df(pivot=False)) == 12 + 8
+    with pytest.raises(ParameterError, match="never saved"):
+        res.to_df(name="nope")
+    with pytest.raises(ParameterError, match="no parameter named 'zz'"):
+        res.to_df(zz=1)
+
+
+def test_experiment_folder() -> None:
+    df = Research("ep").add_callable(where, args=[EP()], save_to="p").run(bar=False).results.df
+    path = Path(df["p"].iloc[0])
+    assert path.parent == (Path("_res/ep/experiments")).resolve()
+    assert (path / "note.txt").read_text() == "hello" and path.name == df["id"].iloc[0]
+    with pytest.raises(Exception, match="dump_results=True"):
+        r = Research().add_callable(where, args=[EP()], save_to="p")
+        r.run(dump_results=False, bar=False, executor="debug", raise_errors=True)
+
+
+def test_bad_input_fails_before_anything_is_written() -> None:
+    with pytest.raises(AttributeError, match="no function 'undefined_thing'"):
+        Research().undefined_thing()
+    with pytest.raises(ParameterError, match=r"'calc\.power' must be 'instance\.method'"):
+        Research().add_callable("calc.power")
+    with pytest.raises(ParameterError, match="a lambda needs a unit name"):
+        Research().add_callable(lambda: 1)
+    with pytest.raises(ParameterError, match="save_to=3"):
+        Research().add_callable(power, save_to=3)
+    with pytest.raises(ParameterError, match="when='sometimes'"):
+        Research().add_callable(power, when="sometimes")
+    with pytest.raises(ParameterError, match="no units"):
+        Research().run()
+    r = Research("bad").add_callable(power)
+    with pytest.raises(OptionError, match="n_iters=0"):
+        r.run(n_iters=0)
+    with pytest.raises(OptionError, match="branches=0"):
+        r.run(branches=0)
+    with pytest.raises(OptionError, match="workers=/devices= are options of executor='local'"):
+        r.run(executor="debug", workers=2)
+    with pytest.raises(OptionError, match="no option"):
+        r.run(gpus_per_experiment=1)  # a Slurm option with the local executor
+    with pytest.raises(slurmbatch.IdError, match="lambda"):
+        Research("bad").add_callable("f", lambda: 1).run()
+    assert not Path("_res").exists()
