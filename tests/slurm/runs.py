@@ -27,3 +27,29 @@ class Probe(slurmbatch.Run):
         t0 = time.time()
         time.sleep(seconds)
         return {"x": x, "t0": t0, "t1": time.time(), **_env()}
+
+
+def gpu_of_lane() -> str:
+    """A research unit: the GPU its lane sees."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+
+def power(a=2, b=3):
+    return a ** b
+
+
+def steps(x):
+    for i in range(3):
+        yield x + i
+
+
+def shared(random, log=""):
+    """A root unit: logs each call, returns data every branch of its group uses."""
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+    return float(random.normal())
+
+
+def scaled(value, scale):
+    return value * scale
