@@ -203,12 +203,13 @@ class Domain:
             if not side._finite() or any(c.weight is not None for c in side._cubes):
                 raise ParameterError("Domain @ Domain zips finite lists of values: samplers "
                                      "and weights cannot be zipped")
-        if len(self) != len(other):
-            raise ParameterError(f"Domain @ Domain needs equal lengths, got {len(self)} and "
-                                 f"{len(other)}: give both options the same number of values")
-        rng = np.random.default_rng(0)
-        left = [c for cube in self._cubes for c in cube.configs(rng)]
-        right = [c for cube in other._cubes for c in cube.configs(rng)]
+        if self.n_reps > 1 or other.n_reps > 1:
+            raise ParameterError("Domain @ Domain: set n_reps on the zipped domain, not on "
+                                 "its parts")
+        left, right = list(self._configs()), list(other._configs())
+        if len(left) != len(right):
+            raise ParameterError(f"Domain @ Domain needs equal lengths, got {len(left)} and "
+                                 f"{len(right)}: give both options the same number of values")
         clash = set(left[0]) & set(right[0]) if left else set()
         if clash:
             raise ParameterError(f"Domain @ Domain: both sides set {sorted(clash)}")

@@ -147,6 +147,7 @@ class Context:
         self.rows: dict[int, dict[str, Any]] = {}
         self.error = ""
         self.alive = True
+        self.ran: set[str] = set()  # units that ran in the current iteration
 
     def output(self, unit: str) -> Any:
         if unit in self.outputs:
@@ -250,6 +251,7 @@ class ResearchTarget:
             last = self.n_iters is not None and it + 1 >= self.n_iters
             for ctx in (*branches, *([root] if root is not None else [])):
                 ctx.iteration = it
+                ctx.ran.clear()
             ending = {id(c): False for c in branches}  # a unit ended the experiment here
             root_state: tuple[str, str] | None = None  # ('stop'|'fail', traceback)
             for unit in self.units:
@@ -283,6 +285,10 @@ class ResearchTarget:
                         state = self._call(unit, ctx, True)
                         if state is not None and state[0] == "fail" and not ctx.error:
                             ctx.error = state[1]
+            if self.finalize:  # 'last' units placed before the one that ended it
+                for ctx in branches:
+                    if ctx.alive and ending[id(ctx)]:
+                        self._finalize(ctx)
             for ctx in branches:
                 if ending[id(ctx)] or last:
                     ctx.alive = False
@@ -291,6 +297,14 @@ class ResearchTarget:
             if not any(c.alive for c in branches):
                 return branches
             it += 1
+
+    def _finalize(self, ctx: Context) -> None:
+        """Run the 'last' units that did not run in the iteration that ended ``ctx``."""
+        for unit in self.units:
+            if unit.is_last_only and not unit.root and unit.name not in ctx.ran:
+                state = self._call(unit, ctx, True)
+                if state is not None and state[0] == "fail" and not ctx.error:
+                    ctx.error = state[1]
 
     @staticmethod
     def _copy_saved(unit: Unit, root: Context, ctx: Context) -> None:
@@ -309,6 +323,7 @@ class ResearchTarget:
                 return None
         elif not runs_at(unit.when, ctx.iteration, last):
             return None
+        ctx.ran.add(unit.name)
         try:
             if unit.mode == INSTANCE:
                 args, kwargs = call_arguments(unit, ctx)
