@@ -43,6 +43,18 @@ def test_core_bench_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert m["files"] == 1
 
 
+def test_research_bench_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Research benchmark must not rot either; nothing about speed."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root))
+    sys.modules.pop("bench.research", None)
+    from bench.research import measure
+
+    for dump in (True, False):
+        m = measure(100, 2, dump, 1)
+        assert m["rows"] == m["n_configs"] == 100
+
+
 def test_starter_template_runs(tmp_path: Path) -> None:
     from conftest import ROOT, run_script
 

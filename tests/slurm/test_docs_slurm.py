@@ -21,6 +21,7 @@ def test_slurm_doc_blocks_run(monkeypatch: pytest.MonkeyPatch,
         exec(compile(block, str(path), "exec"), namespace)
     out = capsys.readouterr().out
     assert "24 runs: 24 done" in out
+    assert "32 rows" in out
 
 
 def test_demo_picks_slurm_when_the_cluster_answers(capsys: pytest.CaptureFixture[str]) -> None:
