@@ -64,6 +64,13 @@ class NamedExpression:
         """Identity in experiment ids: what the expression refers to, not its value."""
         return (self._tag, self._arg, tuple(self._path))
 
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, NamedExpression)
+                and self.__slurmbatch_key__() == other.__slurmbatch_key__())
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self._arg, self._path))
 

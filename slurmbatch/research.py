@@ -86,29 +86,33 @@ class Research(Study):
         self._loaded = False
 
     # -- the plan ---------------------------------------------------------------------
-    def add_callable(self, name: str | Callable[..., Any], func: Any = None, *,
-                     args: Any = None, kwargs: Any = None, save_to: Any = None, when: Any = 1,
-                     root: bool = False, mode: str = CALLABLE, **other: Any) -> Research:
-        """Add a unit calling ``func`` every iteration selected by ``when``.
+    def add_callable(self, name: str | Callable[..., Any], *positional: Any,
+                     func: Any = None, kwargs: Any = None, save_to: Any = None,
+                     when: Any = 1, root: bool = False, mode: str = CALLABLE,
+                     **other: Any) -> Research:
+        """Add a unit calling a function every iteration selected by ``when``.
 
-        ``add_callable(f, ...)`` names the unit after ``f``; ``add_callable('name', f)``
-        names it; ``add_callable('inst.method')`` calls a method of an instance added with
-        ``add_instance``. Arguments: ``args=[..]``, ``kwargs=`` (a dict or ``EC()``) and
-        other keywords, any of them named expressions. ``save_to`` names the output (or
-        a list of names for a tuple output); ``when``: k (every k-th iteration), '%k'
-        (iteration k only), 'last', or a list; ``root=True``: run once per group of
-        branches; ``mode='generator'``: ``func`` returns a generator advanced once per
+        ``add_callable(f, *args, ...)`` names the unit after ``f``;
+        ``add_callable('name', f, *args)`` names it; ``add_callable('name')`` finds the
+        function ``name`` where the call is written; ``add_callable('inst.method')`` calls
+        a method of an instance added with ``add_instance``. Arguments: positional ones
+        (or ``args=[..]``), ``kwargs=`` (a dict or ``EC()``) and other keywords, any of
+        them named expressions. ``save_to`` names the output (or a list of names for a
+        tuple output); ``when``: k (every k-th iteration), '%k' (iteration k only),
+        'last', or a list; ``root=True``: run once per group of branches;
+        ``mode='generator'``: the function returns a generator advanced once per
         iteration.
         """
-        return self._add(name, func, args, kwargs, save_to, when, root, mode, other, depth=3)
+        return self._add(name, positional, func, other.pop("args", None), kwargs, save_to,
+                         when, root, mode, other, depth=3)
 
-    def add_generator(self, name: str | Callable[..., Any], generator: Any = None, *,
-                      args: Any = None, kwargs: Any = None, save_to: Any = None,
+    def add_generator(self, name: str | Callable[..., Any], *positional: Any,
+                      generator: Any = None, kwargs: Any = None, save_to: Any = None,
                       when: Any = 1, root: bool = False, **other: Any) -> Research:
-        """Add a generator unit: created at its first iteration, advanced once per
-        iteration; the experiment ends when it is exhausted."""
-        return self._add(name, generator, args, kwargs, save_to, when, root, GENERATOR, other,
-                         depth=3)
+        """Add a generator unit (arguments as ``add_callable``): created at its first
+        iteration, advanced once per iteration; the experiment ends when it is exhausted."""
+        return self._add(name, positional, generator, other.pop("args", None), kwargs,
+                         save_to, when, root, GENERATOR, other, depth=3)
 
     def add_instance(self, name: str, cls: type, *, args: Any = None, kwargs: Any = None,
                      root: bool = False, **other: Any) -> Research:
@@ -135,13 +139,10 @@ class Research(Study):
                 f"it was called: define it, or add it with add_callable({key}, ...)")
 
         def add(*args: Any, mode: str = CALLABLE, **kwargs: Any) -> Research:
-            if args and "args" in kwargs:
-                raise ParameterError(f"{key}(...): give the arguments positionally or as "
-                                     "args=[...], not both")
-            unit_args = kwargs.pop("args", list(args) if args else None)
-            return self._add(key, func, unit_args, kwargs.pop("kwargs", None),
-                             kwargs.pop("save_to", None), kwargs.pop("when", 1),
-                             kwargs.pop("root", False), mode, kwargs, depth=3)
+            return self._add(key, args, func, kwargs.pop("args", None),
+                             kwargs.pop("kwargs", None), kwargs.pop("save_to", None),
+                             kwargs.pop("when", 1), kwargs.pop("root", False), mode, kwargs,
+                             depth=3)
 
         return add
 
@@ -154,19 +155,23 @@ class Research(Study):
             k += 1
         return f"{name}_{k}"
 
-    def _add(self, name: Any, func: Any, args: Any, kwargs: Any, save_to: Any, when: Any,
-             root: Any, mode: str, other: dict[str, Any], depth: int) -> Research:
+    def _add(self, name: Any, positional: tuple[Any, ...], func: Any, args: Any,
+             kwargs: Any, save_to: Any, when: Any, root: Any, mode: str,
+             other: dict[str, Any], depth: int) -> Research:
         if mode not in (CALLABLE, GENERATOR):
             raise ParameterError(f"mode={mode!r}: give 'callable' or 'generator'")
-        if callable(name) and not isinstance(name, str):
-            if func is not None:
-                raise ParameterError(f"add_callable({name!r}, {func!r}): a second positional "
-                                     "argument is the function of a named unit "
-                                     "(add_callable('name', func)); pass the arguments as "
-                                     "args=[...] or as keywords")
+        if func is None and callable(name) and not isinstance(name, str):
             name, func = getattr(name, "__name__", None), name
             if not isinstance(name, str) or name == "<lambda>":
                 raise ParameterError("a lambda needs a unit name: add_callable('name', func)")
+        elif (func is None and isinstance(name, str) and positional
+              and callable(positional[0]) and not isinstance(positional[0], NamedExpression)):
+            func, positional = positional[0], positional[1:]  # add_callable('name', f, ...)
+        if positional:
+            if args is not None:
+                raise ParameterError(f"unit {name!r}: give the arguments positionally or as "
+                                     "args=[...], not both")
+            args = list(positional)
         if not isinstance(name, str) or not name:
             raise ParameterError(f"unit name {name!r}: give a non-empty string")
         if func is None:

@@ -316,3 +316,21 @@ def test_bad_input_fails_before_anything_is_written() -> None:
     with pytest.raises(slurmbatch.IdError, match="lambda"):
         Research("bad").add_callable("f", lambda: 1).run()
     assert not Path("_res").exists()
+
+
+def test_ways_to_add_a_callable_give_one_plan() -> None:
+    forms = [
+        Research().add_callable(power, 3, 2, save_to="p"),
+        Research().add_callable(power, args=[3, 2], save_to="p"),
+        Research().add_callable("power", power, 3, 2, save_to="p"),
+        Research().add_callable("power", 3, 2, save_to="p"),  # found where it is called
+        Research().add_callable("power", func=power, args=[3, 2], save_to="p"),
+        Research().power(3, 2, save_to="p"),
+    ]
+    dfs = [r.run(dump_results=False, bar=False).results.df for r in forms]
+    assert {tuple(df["id"]) for df in dfs} == {tuple(dfs[0]["id"])}
+    assert all(df["p"].tolist() == [9] for df in dfs)
+    with pytest.raises(ParameterError, match="positionally or as args"):
+        Research().add_callable(power, 3, args=[2])
+    gen = Research().add_generator("count", two, EC("k"), save_to=["plus", "minus"])
+    assert gen.units[0].mode == "generator" and gen.units[0].args == (EC("k"),)
