@@ -14,17 +14,19 @@ from .runs import Probe
 OPTS = {"profile": "testcluster", "time": 10, "poll": 0.5, "status_interval": 2}
 
 
-def task_spans(job_id: str, timeout: float = 60) -> list[tuple[dt.datetime, dt.datetime]]:
+def task_spans(job_id: str, n_tasks: int, timeout: float = 60
+               ) -> list[tuple[dt.datetime, dt.datetime]]:
     """Start and end of every task of an array, from sacct.
 
     The batch is done as soon as the last results are stored; the last tasks may still be
-    exiting, and accounting records their end a moment later, so wait for every end."""
+    exiting, and accounting records them (and their end) a moment later, so wait until
+    it lists all ``n_tasks`` with their ends."""
     deadline = time.monotonic() + timeout
     while True:
         out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "JobID,Start,End"],
                              capture_output=True, text=True, check=True).stdout
         rows = [line.split("|")[1:] for line in out.splitlines()]
-        if rows and all(end not in ("Unknown", "None", "") for _, end in rows):
+        if len(rows) == n_tasks and all(end not in ("Unknown", "None", "") for _, end in rows):
             return [(dt.datetime.fromisoformat(s), dt.datetime.fromisoformat(e)) for s, e in rows]
         assert time.monotonic() < deadline, f"sacct never recorded every end of {job_id}:\n{out}"
         time.sleep(1)
@@ -48,7 +50,7 @@ def test_one_gpu_per_run_packs_40_tasks_and_never_runs_more_than_4(tmp_path: Pat
     assert len(plan.arrays) == 1 and len(plan.arrays[0].tasks) == 40
     assert all(stop - start == 10 for start, stop in plan.arrays[0].tasks)
     # never more than 4 tasks (4 GPUs) at once, by the scheduler's own records
-    spans = task_spans(plan.arrays[0].job_id)
+    spans = task_spans(plan.arrays[0].job_id, 40)
     assert len(spans) == 40
     assert max_overlap([(s.timestamp(), e.timestamp() - 1e-3) for s, e in spans]) <= 4
     df = b.results.df
