@@ -287,11 +287,45 @@ class Batch(Study):
             options[k] = list(v)
         keys = list(options)
         encoder = Encoder()  # one per call: values of the grid are encoded once
-        runs = [self._make_run(runclass, dict(zip(keys, combo)), encoder)
-                for combo in itertools.product(*options.values())]
+        combos = itertools.product(*options.values())
+        first = self._make_run(runclass, dict(zip(keys, next(combos))), encoder)  # validates
+        if type(first).set_id is not Run.set_id:  # ids of the user's own: one by one
+            runs = [first, *(self._make_run(runclass, dict(zip(keys, combo)), encoder)
+                             for combo in combos)]
+        else:
+            runs = [first, *self._grid_runs(runclass, options, first, encoder)]
         for i, run in enumerate(runs):
             run._index = len(self.run) + i
         self.run.extend(runs)
+        return runs
+
+    def _grid_runs(self, cls: type[Run], options: Mapping[str, list[Any]], first: Run,
+                   encoder: Encoder) -> list[Run]:
+        """Every combination but the first of a validated grid, ids encoded per value."""
+        public = {k: v for k, v in options.items() if not k.startswith("_")}
+        private_keys = [k for k in options if k.startswith("_")]
+        fixed = {k: v for k, v in first.parameters.items() if k not in public}
+        ids = encoder.grid_ids(first._kind, fixed, public)
+        next(ids)  # the first run's
+        base_params = first.parameters
+        base_private = first._private
+        keys = list(options)
+        runs = []
+        kind = first._kind
+        combos = itertools.islice(itertools.product(*options.values()), 1, None)
+        new = cls.__new__
+        for combo, run_id in zip(combos, ids):
+            params = base_params.copy()
+            if private_keys:
+                given = dict(zip(keys, combo))
+                params.update((k, given[k]) for k in public)
+                private = {**base_private, **{k: given[k] for k in private_keys}}
+            else:
+                params.update(zip(keys, combo))
+                private = base_private.copy()
+            run = new(cls)
+            run._bind(self, params, run_id, -1, kind, private)
+            runs.append(run)
         return runs
 
     def add_resultrun(self, ids: str | Iterable[str]) -> list[Run]:

@@ -10,11 +10,12 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import itertools
 import math
 import pathlib
 import sys
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -147,6 +148,45 @@ class Encoder:
         if repetition is not None:
             h.update(b"r" + str(int(repetition)).encode() + b";")
         return h.hexdigest()
+
+    def grid_ids(self, kind: str, fixed: Mapping[str, Any],
+                 options: Mapping[str, Sequence[Any]]) -> Iterator[str]:
+        """Ids of every combination of ``options`` (in ``itertools.product`` order, the
+        first option slowest) with the ``fixed`` parameters; equal to ``experiment_id``
+        of each combination, but every value is encoded once, not once per id."""
+        for key in (*fixed, *options):
+            if not isinstance(key, str):
+                raise IdError(f"parameter name {key!r} is a {type(key).__name__}; "
+                              "parameter names must be strings")
+        # encoded keys are prefix-free, so the order of the sorted parts is the order of
+        # the encoded keys, whatever the values
+        fixed_parts = {k: self._part(k, v) for k, v in fixed.items()}
+        option_parts = {k: [self._part(k, v) for v in vals] for k, vals in options.items()}
+        order = sorted([*fixed_parts, *option_parts], key=_enc_str)
+        base = hashlib.sha1(ID_SCHEME)
+        base.update(_enc_str(kind))
+        head = b"d" + str(len(order)).encode() + b":"
+        names = list(option_parts)
+        pick = [names.index(k) for k in order if k in option_parts]
+        template = [head, *(b"" if k in option_parts else fixed_parts[k] for k in order)]
+        where = [1 + i for i, k in enumerate(order) if k in option_parts]
+        for combo in itertools.product(*option_parts.values()):
+            parts = template.copy()
+            for slot, i in zip(where, pick):
+                parts[slot] = combo[i]
+            h = base.copy()
+            h.update(b"".join(parts))
+            yield h.hexdigest()
+
+    def _part(self, key: str, value: Any) -> bytes:
+        try:
+            return _enc_str(key) + self._enc(value)
+        except _Unencodable as exc:
+            where = f"parameter {key!r}" + "".join(reversed(exc.path))
+            raise IdError(f"{where}: {exc.reason}; fix: {exc.fix}") from None
+        except RecursionError:
+            raise IdError(f"parameter {key!r} contains a reference cycle or is nested too "
+                          "deeply; pass plain, finite data") from None
 
     def kind_of(self, obj: Any) -> str:
         """The stable name of a Run class or callable, used as the run kind."""

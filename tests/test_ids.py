@@ -8,6 +8,7 @@ import dataclasses
 import enum
 import functools
 import hashlib
+import itertools
 import math
 import os
 import pathlib
@@ -547,3 +548,19 @@ def test_reused_encoder_sees_in_place_mutation() -> None:
     values.append(2)
     assert enc.experiment_id(KIND, {"x": values}) == Encoder().experiment_id(KIND, {"x": values})
     assert enc.experiment_id(KIND, {"x": values}) != before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=6), st.one_of(st.integers(), st.floats(),
+                                                                  st.text(max_size=5)),
+                       max_size=3),
+       st.dictionaries(st.text(min_size=1, max_size=6),
+                       st.lists(st.one_of(st.integers(), st.floats(), st.booleans(),
+                                          st.text(max_size=5), st.none()),
+                                min_size=1, max_size=3), min_size=1, max_size=3))
+def test_grid_ids_equal_one_by_one_ids(fixed: dict, options: dict) -> None:
+    fixed = {k: v for k, v in fixed.items() if k not in options}
+    grid = list(Encoder().grid_ids("kind", fixed, options))
+    one_by_one = [experiment_id("kind", {**fixed, **dict(zip(options, combo))})
+                  for combo in itertools.product(*options.values())]
+    assert grid == one_by_one
