@@ -7,11 +7,13 @@ back through the collector.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +33,19 @@ from .store import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
 from .study import Study
 
 _REQUIRED = inspect.Parameter.empty
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Cyclic garbage collection paused while many objects are made at once: the
+    collector would otherwise rescan them all again and again (they hold no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -289,11 +304,12 @@ class Batch(Study):
         encoder = Encoder()  # one per call: values of the grid are encoded once
         combos = itertools.product(*options.values())
         first = self._make_run(runclass, dict(zip(keys, next(combos))), encoder)  # validates
-        if type(first).set_id is not Run.set_id:  # ids of the user's own: one by one
-            runs = [first, *(self._make_run(runclass, dict(zip(keys, combo)), encoder)
-                             for combo in combos)]
-        else:
-            runs = [first, *self._grid_runs(runclass, options, first, encoder)]
+        with no_gc():
+            if type(first).set_id is not Run.set_id:  # ids of the user's own: one by one
+                runs = [first, *(self._make_run(runclass, dict(zip(keys, combo)), encoder)
+                                 for combo in combos)]
+            else:
+                runs = [first, *self._grid_runs(runclass, options, first, encoder)]
         for i, run in enumerate(runs):
             run._index = len(self.run) + i
         self.run.extend(runs)
@@ -314,6 +330,9 @@ class Batch(Study):
         kind = first._kind
         combos = itertools.islice(itertools.product(*options.values()), 1, None)
         new = cls.__new__
+        plain = not first.__dict__.keys() - {"_batch", "_parameters", "_private", "_id",
+                                             "_index", "_kind"} if hasattr(first, "__dict__") \
+            else False
         for combo, run_id in zip(combos, ids):
             params = base_params.copy()
             if private_keys:
@@ -324,7 +343,11 @@ class Batch(Study):
                 params.update(zip(keys, combo))
                 private = base_private.copy()
             run = new(cls)
-            run._bind(self, params, run_id, -1, kind, private)
+            if plain:
+                run.__dict__ = {"_batch": self, "_parameters": params, "_private": private,
+                                "_id": run_id, "_index": -1, "_kind": kind}  # as _bind sets
+            else:
+                run._bind(self, params, run_id, -1, kind, private)
             runs.append(run)
         return runs
 
@@ -415,18 +438,23 @@ class Batch(Study):
                      ) -> tuple[list[Experiment], list[str]]:
         """The selected runs as experiments, and the ResultRuns without a stored result."""
         selected = self._select(runs)
-        results = self.refresh() if any(isinstance(r, ResultRun) for r in selected) else None
-        experiments = []
+        if any(isinstance(r, ResultRun) for r in selected):
+            results = self.refresh()
+            unknown = [r.id for r in selected if isinstance(r, ResultRun) and r.id not in results]
+            selected = [r for r in selected if not isinstance(r, ResultRun)]
+        else:
+            unknown = []
         targets: dict[type, RunTarget] = {}
-        unknown = []
-        for run in selected:
-            if isinstance(run, ResultRun):
-                if results is not None and run.id not in results:
-                    unknown.append(run.id)
-                continue
-            experiments.append(Experiment(run.id, run._kind, run.parameters,
-                                          targets.setdefault(type(run), RunTarget(type(run))),
-                                          extra=run._private))
+        experiments = []
+        append = experiments.append
+        with no_gc():
+            for run in selected:
+                cls = type(run)
+                target = targets.get(cls)
+                if target is None:
+                    target = targets[cls] = RunTarget(cls)
+                append(Experiment(run._id, run._kind, run._parameters, target, None,
+                                  run._private))
         return experiments, unknown
 
     # -- Slurm ---------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import dataclasses
 import enum
 import functools
 import hashlib
-import itertools
 import math
 import pathlib
 import sys
@@ -163,19 +162,33 @@ class Encoder:
         fixed_parts = {k: self._part(k, v) for k, v in fixed.items()}
         option_parts = {k: [self._part(k, v) for v in vals] for k, vals in options.items()}
         order = sorted([*fixed_parts, *option_parts], key=_enc_str)
+        # the messages of every combination, built level by level in the sorted key order
+        # (fixed parts glued to their neighbours), then put in the given key order
+        messages = [b"d" + str(len(order)).encode() + b":"]
+        pending = b""
+        for k in order:
+            if k in fixed_parts:
+                pending += fixed_parts[k]
+                continue
+            messages = [m + pending + p for m in messages for p in option_parts[k]]
+            pending = b""
+        if pending:
+            messages = [m + pending for m in messages]
         base = hashlib.sha1(ID_SCHEME)
         base.update(_enc_str(kind))
-        head = b"d" + str(len(order)).encode() + b":"
-        names = list(option_parts)
-        pick = [names.index(k) for k in order if k in option_parts]
-        template = [head, *(b"" if k in option_parts else fixed_parts[k] for k in order)]
-        where = [1 + i for i, k in enumerate(order) if k in option_parts]
-        for combo in itertools.product(*option_parts.values()):
-            parts = template.copy()
-            for slot, i in zip(where, pick):
-                parts[slot] = combo[i]
+        sorted_options = [k for k in order if k in option_parts]
+        given = list(option_parts)
+        if sorted_options != given and len(messages) > 1:
+            shape = [len(option_parts[k]) for k in given]
+            axes = [given.index(k) for k in sorted_options]
+            position = np.arange(len(messages)).reshape(shape).transpose(axes).ravel()
+            ordered: list[bytes] = [b""] * len(messages)
+            for m, i in zip(messages, position.tolist()):
+                ordered[i] = m
+            messages = ordered
+        for m in messages:
             h = base.copy()
-            h.update(b"".join(parts))
+            h.update(m)
             yield h.hexdigest()
 
     def _part(self, key: str, value: Any) -> bytes:
