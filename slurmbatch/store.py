@@ -38,7 +38,7 @@ from .layout import FILE_MODE, fsync_dir
 from .records import STATUS_NAMES, Record
 
 SEGMENT_FORMAT = "slurmbatch-segment"
-SEGMENT_VERSION = 1
+SEGMENT_VERSION = 2  # 1: one HDF5 object per field (still read)
 SEGMENT_SUFFIX = ".h5"
 DEFAULT_SEGMENT_ROWS = 50_000
 DEFAULT_SEGMENT_SECONDS = 30.0
@@ -341,61 +341,62 @@ def write_table(path: Path, table: Table) -> Path:
     return path
 
 
+_META = np.dtype([("kind", np.uint16), ("iteration", np.int64), ("status", np.uint8),
+                   ("form", np.uint8), ("started", np.float64), ("finished", np.float64),
+                   ("runtime", np.float64), ("lane", np.int16), ("host", np.uint16)])
+
+
 def _write(f: h5py.File, t: Table) -> None:
+    """Format version 2: few objects per file, so that reading many files is fast."""
     n = len(t)
     f.attrs["format"] = SEGMENT_FORMAT
     f.attrs["format_version"] = SEGMENT_VERSION
-    f.attrs["created"] = time.time()
-    f.attrs["rows"] = n
-    for k, v in t.attrs.items():
-        if k not in ("format", "format_version", "rows", "created", "file"):
-            f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
-    r = f.create_group("rows")
+    attrs = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
+             for k, v in t.attrs.items()
+             if k not in ("format", "format_version", "rows", "created", "file")}
+    errors = sorted(t.errors)
+    columns: dict[str, list[dict[str, Any]]] = {"params": [], "values": []}
+    for group, cols in (("params", t.params), ("values", t.values)):
+        for i, col in enumerate(cols):
+            name = f"{group}/c{i:05d}"
+            columns[group].append(_write_column(f, name, col))
+    info = {"rows": n, "created": time.time(), "attrs": attrs, "kinds": t.kinds,
+            "hosts": t.hosts, "status_names": list(STATUS_NAMES), "errors": len(errors),
+            **columns}
+    f.create_dataset("info", data=json.dumps(info), dtype=_STR)
     width = max((len(i) for i in t.ids), default=1)
-    r["id"] = np.asarray(t.ids, dtype=f"S{width}")
-    r["kind"] = t.kind_codes
-    r["kind"].attrs["names"] = json.dumps(t.kinds)
-    r["iteration"] = t.iteration
-    r["status"] = t.status
-    r["status"].attrs["names"] = json.dumps(list(STATUS_NAMES))
-    r["form"] = t.form
-    r["started"] = t.started
-    r["finished"] = t.finished
-    r["runtime"] = t.runtime
-    r["lane"] = t.lane
-    r["host"] = t.host_codes
-    r["host"].attrs["names"] = json.dumps(t.hosts)
-    e = f.create_group("errors")
-    rows = sorted(t.errors)
-    e["rows"] = np.asarray(rows, dtype=np.int64)
-    _write_text(e, "text", np.asarray([t.errors[i] for i in rows], dtype=object))
-    for group, columns in (("params", t.params), ("values", t.values)):
-        g = f.create_group(group)
-        for i, col in enumerate(columns):
-            _write_column(g.create_group(f"c{i:05d}"), col)
+    f["rows/id"] = np.asarray(t.ids, dtype=f"S{width}")
+    meta = np.empty(n, dtype=_META)
+    meta["kind"], meta["iteration"], meta["status"] = t.kind_codes, t.iteration, t.status
+    meta["form"], meta["started"], meta["finished"] = t.form, t.started, t.finished
+    meta["runtime"], meta["lane"], meta["host"] = t.runtime, t.lane, t.host_codes
+    f["rows/meta"] = meta
+    if errors:
+        f["errors/rows"] = np.asarray(errors, dtype=np.int64)
+        _write_text(f, "errors/text", np.asarray([t.errors[i] for i in errors], dtype=object))
 
 
-def _write_column(g: h5py.Group, col: Column) -> None:
-    g.attrs["path"] = json.dumps(list(col.path))
-    g.attrs["kind"] = col.kind
-    g.attrs["pytype"] = col.pytype
-    g.attrs["dtype"] = col.dtype
-    if col.rows is not None:
-        g["rows"] = col.rows
+def _write_column(f: h5py.File, name: str, col: Column) -> dict[str, Any]:
+    """Datasets ``name`` (the data), ``name.rows``, ``name.offsets``, ``name.shapes``;
+    returns the column's description for the info dataset."""
     kind = col.kind
-    if kind in ("str", "json", "callable", "repr"):
-        _write_text(g, "data", col.data)
+    desc: dict[str, Any] = {"path": list(col.path), "kind": kind, "pytype": col.pytype,
+                            "dtype": col.dtype, "rows": col.rows is not None}
+    if col.rows is not None:
+        f[f"{name}.rows"] = col.rows
+    if kind in ("str", "json", "callable", "repr") or (
+            kind in ("array", "ragged") and col.data.dtype == object):
+        desc["text_bytes"] = _write_text(f, name, col.data)
     elif kind in ("bytes", "pickle"):
-        g.create_dataset("data", data=col.data, dtype=_BYTES)
+        f.create_dataset(name, data=col.data, dtype=_BYTES)
     elif kind == "object":
         raise ValueError("object columns exist only in memory")
-    elif kind in ("array", "ragged") and col.data.dtype == object:
-        _write_text(g, "data", col.data)
     else:
-        g["data"] = col.data
+        f[name] = col.data
     if kind == "ragged":
-        g["offsets"] = col.offsets
-        g["shapes"] = col.shapes
+        f[f"{name}.offsets"] = col.offsets
+        f[f"{name}.shapes"] = col.shapes
+    return desc
 
 
 def _plain_utf8(s: str) -> bool:
@@ -409,21 +410,24 @@ def _plain_utf8(s: str) -> bool:
     return True
 
 
-def _write_text(g: h5py.Group, name: str, values: np.ndarray) -> None:
+def _write_text(g: h5py.Group, name: str, values: np.ndarray) -> bool:
     """UTF-8 strings; text HDF5 strings cannot hold (NUL, lone surrogates, e.g. from
-    undecodable file names) as UTF-8 bytes with surrogates escaped."""
+    undecodable file names) as UTF-8 bytes with surrogates escaped. True if bytes."""
     flat = values.ravel()
     if not all(map(_plain_utf8, flat)):
         raw = np.empty(flat.shape, dtype=object)
         raw[:] = [np.frombuffer(v.encode("utf-8", "surrogatepass"), dtype=np.uint8) for v in flat]
         ds = g.create_dataset(name, data=raw.reshape(values.shape), dtype=_BYTES)
         ds.attrs["text_encoding"] = "utf-8"
-    else:
-        g.create_dataset(name, data=values, dtype=_STR)
+        return True
+    g.create_dataset(name, data=values, dtype=_STR)
+    return False
 
 
-def _read_text(ds: h5py.Dataset) -> np.ndarray:
-    if ds.attrs.get("text_encoding") == "utf-8":
+def _read_text(ds: h5py.Dataset, as_bytes: bool | None = None) -> np.ndarray:
+    if as_bytes is None:
+        as_bytes = ds.attrs.get("text_encoding") == "utf-8"
+    if as_bytes:
         raw = ds[()]
         out = np.empty(raw.shape, dtype=object)
         out.ravel()[:] = [bytes(b).decode("utf-8", "surrogatepass") for b in raw.ravel()]
@@ -445,56 +449,53 @@ def read_table(path: Path) -> Table:
         if version > SEGMENT_VERSION:
             raise SegmentFormatError(f"segment format version {version} is newer than this "
                                      f"slurmbatch reads ({SEGMENT_VERSION}): upgrade slurmbatch")
-        r = f["rows"]
-        n = int(f.attrs["rows"])
-        ids = r["id"][()].astype(str)
-        if len(ids) != n:
-            raise SegmentFormatError(f"holds {len(ids)} ids but says it has {n} rows")
-        e = f["errors"]
-        erows = e["rows"][()]
-        etext = _read_text(e["text"]) if len(erows) else []
-        attrs = {k: _attr(v) for k, v in f.attrs.items()}
-        return Table(
-            ids=ids,
-            kinds=json.loads(r["kind"].attrs["names"]),
-            kind_codes=r["kind"][()],
-            iteration=r["iteration"][()],
-            status=r["status"][()],
-            form=r["form"][()],
-            started=r["started"][()],
-            finished=r["finished"][()],
-            runtime=r["runtime"][()],
-            lane=r["lane"][()],
-            hosts=json.loads(r["host"].attrs["names"]),
-            host_codes=r["host"][()],
-            errors={int(i): str(s) for i, s in zip(erows, etext)},
-            params=[_read_column(g) for _, g in sorted(f["params"].items())],
-            values=[_read_column(g) for _, g in sorted(f["values"].items())],
-            attrs=attrs,
-        )
+        if version < SEGMENT_VERSION:
+            raise SegmentFormatError(f"segment format version {version} is older than this "
+                                     f"slurmbatch reads ({SEGMENT_VERSION})")
+        return _read_v2(f)
 
 
-def _attr(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+def _read_v2(f: h5py.File) -> Table:
+    info = json.loads(f["info"][()])
+    n = int(info["rows"])
+    raw = f["rows/id"][()]
+    ids = np.empty(len(raw), dtype=object)  # str objects: what DataFrames hold anyway
+    ids[:] = [b.decode("ascii") for b in raw.tolist()]
+    meta = f["rows/meta"][()]
+    if len(ids) != n or len(meta) != n:
+        raise SegmentFormatError(f"holds {len(ids)} ids and {len(meta)} rows but says it has "
+                                 f"{n} rows")
+    errors: dict[int, str] = {}
+    if info["errors"]:
+        erows = f["errors/rows"][()]
+        errors = {int(i): str(s) for i, s in zip(erows, _read_text(f["errors/text"]))}
+    attrs = {"format": SEGMENT_FORMAT, "format_version": SEGMENT_VERSION, "rows": n,
+             "created": info["created"], **info["attrs"]}
+    return Table(
+        ids=ids, kinds=info["kinds"], kind_codes=meta["kind"], iteration=meta["iteration"],
+        status=meta["status"], form=meta["form"], started=meta["started"],
+        finished=meta["finished"], runtime=meta["runtime"], lane=meta["lane"],
+        hosts=info["hosts"], host_codes=meta["host"], errors=errors,
+        params=[_read_column_v2(f, f"params/c{i:05d}", d) for i, d in enumerate(info["params"])],
+        values=[_read_column_v2(f, f"values/c{i:05d}", d) for i, d in enumerate(info["values"])],
+        attrs=attrs)
 
 
-def _read_column(g: h5py.Group) -> Column:
-    kind = str(g.attrs["kind"])
-    col = Column(path=tuple(json.loads(g.attrs["path"])), kind=kind,
-                 pytype=str(g.attrs["pytype"]), dtype=str(g.attrs["dtype"]))
-    if "rows" in g:
-        col.rows = g["rows"][()]
-    ds = g["data"]
+def _read_column_v2(f: h5py.File, name: str, desc: Mapping[str, Any]) -> Column:
+    kind = desc["kind"]
+    col = Column(path=tuple(desc["path"]), kind=kind, pytype=desc["pytype"],
+                 dtype=desc["dtype"])
+    if desc["rows"]:
+        col.rows = f[f"{name}.rows"][()]
+    ds = f[name]
     textual = kind in ("str", "json", "callable", "repr") or (
         kind in ("array", "ragged") and col.dtype[1:2] == "U")
-    col.data = _read_text(ds) if textual else ds[()]
+    col.data = _read_text(ds, desc.get("text_bytes", False)) if textual else ds[()]
     if kind in SCALAR_KINDS and col.data.dtype != SCALAR_KINDS[kind]:
         col.data = col.data.astype(SCALAR_KINDS[kind])
     if kind == "ragged":
-        col.offsets = g["offsets"][()]
-        col.shapes = g["shapes"][()]
+        col.offsets = f[f"{name}.offsets"][()]
+        col.shapes = f[f"{name}.shapes"][()]
     return col
+
+

@@ -242,7 +242,7 @@ def test_pickle_only_when_allowed_and_never_unpickled_by_default(tmp_path: Path,
     assert b.add(rec(0, value)).status == DONE
     path = write_table(tmp_path / "seg-p.h5", b.build())
     with h5py.File(path, "r") as f:
-        assert [g.attrs["kind"] for g in f["values"].values()] == ["pickle"]
+        assert [c["kind"] for c in json.loads(f["info"][()])["values"]] == ["pickle"]
     t = read_table(path)
     with pytest.raises(ResultError, match="allow_pickle"):
         t.value(0)
@@ -281,8 +281,7 @@ def test_parameters_are_stored(tmp_path: Path) -> None:
     assert isinstance(p0["obj"], str) and "Opaque" in p0["obj"]  # a repr, never a pickle
     assert "fn" not in p1
     with h5py.File(tmp_path / "seg-test.h5", "r") as f:
-        kinds = {tuple(json.loads(g.attrs["path"])): g.attrs["kind"]
-                 for g in f["params"].values()}
+        kinds = {tuple(c["path"]): c["kind"] for c in json.loads(f["info"][()])["params"]}
     assert kinds[("op",)] == "callable" and kinds[("obj",)] == "repr"
 
 
@@ -299,44 +298,42 @@ def test_layout_is_plain_hdf5(tmp_path: Path) -> None:
     b.add(rec(n, None, status=FAILED, error="Traceback: boom é"))
     path = write_table(tmp_path / "seg-layout.h5", b.build({"batch": "demo"}))
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "slurmbatch-segment" and f.attrs["format_version"] == 1
-        assert f.attrs["rows"] == n + 1 and f.attrs["batch"] == "demo"
-        r = f["rows"]
-        assert r["id"].dtype.kind == "S" and r["id"].shape == (n + 1,)
-        assert r["id"][0].decode() == f"{0:040x}"
-        assert r["status"][()].tolist() == [0] * n + [1]
-        assert r["status"].dtype == np.uint8
-        assert r["iteration"].dtype == np.int64 and r["iteration"][()].tolist() == [0] * (n + 1)
+        assert f.attrs["format"] == "slurmbatch-segment" and f.attrs["format_version"] == 2
+        info = json.loads(f["info"][()])
+        assert info["rows"] == n + 1 and info["attrs"]["batch"] == "demo"
+        assert info["kinds"] == ["alpha", "beta", "k"] and info["hosts"] == ["node7"]
+        assert info["status_names"] == ["done", "failed"] and info["errors"] == 1
+        ids = f["rows/id"]
+        assert ids.dtype.kind == "S" and ids.shape == (n + 1,)
+        assert ids[0].decode() == f"{0:040x}"
+        meta = f["rows/meta"][()]
+        assert meta.shape == (n + 1,)
+        assert meta["status"].tolist() == [0] * n + [1] and meta.dtype["status"] == np.uint8
+        assert meta.dtype["iteration"] == np.int64 and meta["iteration"].tolist() == [0] * (n + 1)
         for name in ("runtime", "started", "finished"):
-            assert r[name].dtype == np.float64 and r[name].shape == (n + 1,)
-        assert r["started"][3] == 1003.0 and r["finished"][3] == 1004.0
-        assert json.loads(r["kind"].attrs["names"]) == ["alpha", "beta", "k"]
-        assert r["kind"][()].tolist() == [0, 0, 0, 0, 1, 1, 2]
-        assert json.loads(r["host"].attrs["names"]) == ["node7"]
-        assert r["host"][()].tolist() == [0] * (n + 1)
+            assert meta.dtype[name] == np.float64
+        assert meta["started"][3] == 1003.0 and meta["finished"][3] == 1004.0
+        assert meta["kind"].tolist() == [0, 0, 0, 0, 1, 1, 2]
+        assert meta["host"].tolist() == [0] * (n + 1)
         assert f["errors/rows"][()].tolist() == [n]
         assert f["errors/text"].asstr()[()].tolist() == ["Traceback: boom é"]
         cols = {}
-        for gname, g in f["values"].items():
-            assert gname.startswith("c") and len(gname) == 6 and gname[1:].isdigit()
-            assert set(g.attrs) >= {"path", "kind", "pytype", "dtype"} and "data" in g
-            cols[tuple(json.loads(g.attrs["path"]))] = g
-        val = cols[("val",)]
-        assert val.attrs["kind"] == "int"
-        assert val["rows"][()].tolist() == list(range(n))  # the failed row has no value
-        assert val["data"].dtype == np.int64 and val["data"].shape == (n,)
-        assert val["data"][()].tolist() == list(range(n))
-        some = cols[("sometimes",)]
-        assert some.attrs["kind"] == "float" and some["rows"][()].tolist() == [1, 3, 5]
-        assert some["data"][()].tolist() == [1.5, 1.5, 1.5]
-        assert cols[("name",)]["data"].asstr()[()].tolist() == [f"r{i}" for i in range(n)]
-        vec = cols[("vec",)]
-        assert vec.attrs["kind"] == "array" and vec["data"].shape == (n, 3)
-        assert vec["data"].dtype == np.float64
-
-        kinds: list[str] = []
-        f.visititems(lambda _, o: kinds.append(o.attrs.get("kind", "")))
-        assert "pickle" not in kinds
+        for k, desc in enumerate(info["values"]):
+            assert set(desc) >= {"path", "kind", "pytype", "dtype", "rows"}
+            cols[tuple(desc["path"])] = (desc, f"values/c{k:05d}")
+        desc, name = cols[("val",)]
+        assert desc["kind"] == "int" and desc["rows"]
+        assert f[f"{name}.rows"][()].tolist() == list(range(n))  # the failed row: no value
+        assert f[name].dtype == np.int64 and f[name][()].tolist() == list(range(n))
+        desc, name = cols[("sometimes",)]
+        assert desc["kind"] == "float" and f[f"{name}.rows"][()].tolist() == [1, 3, 5]
+        assert f[name][()].tolist() == [1.5, 1.5, 1.5]
+        desc, name = cols[("name",)]
+        assert f[name].asstr()[()].tolist() == [f"r{i}" for i in range(n)]
+        desc, name = cols[("vec",)]
+        assert desc["kind"] == "array" and f[name].shape == (n, 3)
+        assert f[name].dtype == np.float64
+        assert all(c["kind"] != "pickle" for c in info["params"] + info["values"])
 
 
 # -- crash safety and permissions -------------------------------------------------------------
