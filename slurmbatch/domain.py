@@ -276,6 +276,19 @@ class Domain:
                 except StopIteration:
                     del streams[k], weights[k]
 
+    def grid(self) -> dict[str, list[Any]] | None:
+        """The options of a plain grid (one unweighted cube of lists, iterated once), in
+        the order ``configs()`` varies them; None for any other domain."""
+        if (len(self._cubes) != 1 or self._cubes[0].weight is not None or self.n_reps != 1
+                or self.n_items is not None):
+            return None
+        options: dict[str, list[Any]] = {}
+        for f in self._cubes[0].factors:
+            if f.sampler is not None or len(f.keys) != 1 or f.keys[0] in options:
+                return None
+            options[f.keys[0]] = [c[f.keys[0]] for c in f.configs]
+        return options
+
     def configs(self, seed: int | None = None) -> list[dict[str, Any]]:
         """Every config, repetitions last (``repetition`` key when ``n_reps > 1``)."""
         base = list(self._configs(seed))

@@ -14,7 +14,7 @@ import math
 import pathlib
 import sys
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -190,6 +190,36 @@ class Encoder:
             h = base.copy()
             h.update(m)
             yield h.hexdigest()
+
+    def experiment_ids(self, kind: str, many: Iterable[Mapping[str, Any]]) -> list[str]:
+        """``experiment_id(kind, params)`` of each mapping; parts that repeat between
+        them (a key with an int, str, bool or None value) are encoded once."""
+        base = hashlib.sha1(ID_SCHEME)
+        base.update(_enc_str(kind))
+        cache: dict[tuple[str, type, Any], bytes] = {}
+        cacheable = (int, str, bool, type(None))
+        out = []
+        for params in many:
+            parts = []
+            for key, value in params.items():
+                t = type(value)
+                if type(key) is str and (t in cacheable or (t is float and value != 0.0)):
+                    # (floats: 0.0 == -0.0 but they encode differently, so never cached)
+                    ck = (key, t, value)
+                    part = cache.get(ck)
+                    if part is None:
+                        part = cache[ck] = self._part(key, value)
+                elif type(key) is not str:
+                    raise IdError(f"parameter name {key!r} is a {type(key).__name__}; "
+                                  "parameter names must be strings")
+                else:
+                    part = self._part(key, value)
+                parts.append(part)
+            parts.sort()
+            h = base.copy()
+            h.update(b"d" + str(len(parts)).encode() + b":" + b"".join(parts))
+            out.append(h.hexdigest())
+        return out
 
     def _part(self, key: str, value: Any) -> bytes:
         try:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .backends.slurm import DryRun
+from .batch import no_gc
 from .domain import REPETITION, Domain
 from .errors import OptionError, ParameterError, StoreError
 from .experiment import Experiment
@@ -304,23 +305,28 @@ class Research(Study):
         kind = f"research/{fingerprint}"
         entropy = seed if seed is not None else process_entropy()
         folder = str(self.folder.root.resolve()) if dump_results else None
-        configs = self.domain.configs(seed)
         has_root = any(u.root for u in self.units)
         experiments = []
-        root: dict[str, Any] = {}
-        group = None
-        for i, config in enumerate(configs):
-            rep = config.get(REPETITION) if self.domain.n_reps > 1 else None
-            exp_id = encoder.experiment_id(kind, config)
-            extra: dict[str, Any] = {"entropy": entropy, "folder": folder}
-            if has_root:
-                if i % branches == 0:
-                    base = {k: v for k, v in config.items() if k != REPETITION or rep is None}
-                    root = {"id": exp_id, "config": base}
-                    group = f"{fingerprint[:12]}:{exp_id}"
-                extra["root"] = root
-            experiments.append(Experiment(exp_id, kind, config, target, rep, extra,
-                                          group if has_root else None))
+        with no_gc():
+            configs = self.domain.configs(seed)
+            grid = self.domain.grid()
+            ids = (list(encoder.grid_ids(kind, {}, grid)) if grid
+                   else encoder.experiment_ids(kind, configs))
+            shared_extra = {"entropy": entropy, "folder": folder}  # read-only, shared
+            reps = self.domain.n_reps > 1
+            root: dict[str, Any] = {}
+            group = None
+            for i, (config, exp_id) in enumerate(zip(configs, ids)):
+                rep = config.get(REPETITION) if reps else None
+                extra = shared_extra
+                if has_root:
+                    if i % branches == 0:
+                        base = {k: v for k, v in config.items() if k != REPETITION or rep is None}
+                        root = {"id": exp_id, "config": base}
+                        group = f"{fingerprint[:12]}:{exp_id}"
+                    extra = {**shared_extra, "root": root}
+                experiments.append(Experiment(exp_id, kind, config, target, rep, extra,
+                                              group if has_root else None))
         return experiments, description, fingerprint
 
     def _check_plan(self, description: dict[str, Any], fingerprint: str) -> None:

@@ -564,3 +564,14 @@ def test_grid_ids_equal_one_by_one_ids(fixed: dict, options: dict) -> None:
     one_by_one = [experiment_id("kind", {**fixed, **dict(zip(options, combo))})
                   for combo in itertools.product(*options.values())]
     assert grid == one_by_one
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["a", "b", "c"]),
+                                st.one_of(st.integers(-3, 3), st.floats(allow_nan=True),
+                                          st.sampled_from([0.0, -0.0, 1, 1.0, True]),
+                                          st.text(max_size=2), st.none())),
+                max_size=6))
+def test_many_ids_equal_one_by_one_ids(many: list) -> None:
+    """Cached parts never confuse 1, 1.0 and True, or 0.0 and -0.0."""
+    assert Encoder().experiment_ids("kind", many) == [experiment_id("kind", p) for p in many]
