@@ -17,4 +17,8 @@ elif [ "${CI:-}" = true ]; then
     exit 1
 fi
 ruff check slurmbatch tests bench
+# The documentation site (mkdocs.yml): built with warnings as errors, so a broken link, a
+# missing anchor or an API reference to a name that no longer exists fails here.
+python -m pip install -q --disable-pip-version-check -e ".[docs]"
+mkdocs build --strict --site-dir site
 python -m pytest "$@"
