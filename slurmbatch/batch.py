@@ -139,6 +139,7 @@ class Run:
 
     @property
     def batch(self) -> Batch | None:
+        """The batch the run was added to (None for a run made on its own)."""
         return self._batch
 
     # -- results ----------------------------------------------------------------------
@@ -231,6 +232,7 @@ class Batch(Study):
         super().__init__(name, path, saveresult, pickle_results=pickle_results,
                          segment_rows=segment_rows, segment_seconds=segment_seconds)
         self.run: list[Run] = []
+        """The runs, in the order they were added (``run.index`` is the position)."""
         self._signatures: dict[type, _Signature] = {}
 
     # -- adding runs --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Command line: ``slurmbatch demo|status|wait|collect|cancel|retry|ls``."""
+"""Command line: slurmbatch demo|status|wait|collect|cancel|retry|ls."""
 
 from __future__ import annotations
 
@@ -147,10 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--executor", default="auto", choices=["auto", "local", "debug", "slurm"],
                    help="auto: slurm when a Slurm controller answers, else local")
     p.add_argument("--profile", default=None, help="cluster profile for --executor slurm")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--path", default="_res")
-    p.add_argument("--name", default="demo")
-    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per CPU)")
+    p.add_argument("--path", default="_res", help="where the batch folder is made")
+    p.add_argument("--name", default="demo", help="the batch name")
+    p.add_argument("--seeds", type=int, default=20, help="seeds per sample size")
     p.set_defaults(func=_demo)
     def batch_parser(name: str, help: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help)
@@ -163,8 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_status)
     p = batch_parser("wait", "wait until no run is running or pending (progress bar)")
-    p.add_argument("--poll", type=float, default=2.0)
-    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--poll", type=float, default=2.0, help="seconds between store re-reads")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="give up after this many seconds (exit status 1)")
     p.set_defaults(func=_wait)
     p = batch_parser("cancel", "cancel every pending or running task of the batch")
     p.set_defaults(func=_cancel)
@@ -176,10 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = batch_parser("collect", "read a batch's results")
     p.add_argument("--consolidate", action="store_true", help="merge segment files into one")
     p.add_argument("--csv", help="write the results table to this CSV file")
-    p.add_argument("--head", type=int, default=10)
+    p.add_argument("--head", type=int, default=10, help="rows of the table to print")
     p.set_defaults(func=_collect)
     p = sub.add_parser("ls", help="list the batches under a results path")
-    p.add_argument("path", nargs="?", default="_res")
+    p.add_argument("path", nargs="?", default="_res", help="the folder holding batches")
     p.set_defaults(func=_ls)
     args = parser.parse_args(argv)
     try:

@@ -114,6 +114,7 @@ class Collector:
 
     @property
     def results(self) -> Results:
+        """The results of the latest collection (collecting once if none yet)."""
         return self._results if self._results is not None else self.collect()
 
     def consolidate(self) -> Path | None:

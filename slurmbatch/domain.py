@@ -44,6 +44,7 @@ class Sampler:
         self.kwargs = kwargs
 
     def sample(self, rng: np.random.Generator) -> Any:
+        """One value drawn with ``rng`` (numpy scalars as Python scalars)."""
         if callable(self.distribution):
             value = self.distribution(rng, *self.args, **self.kwargs)
         else:

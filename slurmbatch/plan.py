@@ -61,12 +61,15 @@ class Plan:
 
     @property
     def tasks(self) -> list[tuple[Array, Task]]:
+        """Every (array, task) pair, in submission order."""
         return [(a, t) for a in self.arrays for t in a.tasks]
 
     def experiments_of(self, task: Task) -> list[Experiment]:
+        """The experiments a task runs (its slice of ``experiments``)."""
         return self.experiments[task.start:task.stop]
 
     def describe(self) -> str:
+        """One line: experiments, tasks, arrays, and what was skipped."""
         n_tasks = sum(len(a.tasks) for a in self.arrays)
         return (f"{len(self.experiments)} experiments in {n_tasks} task(s) over "
                 f"{len(self.arrays)} array(s); skipped {self.skipped_done} already done and "

@@ -70,13 +70,25 @@ def _frame(columns: list[Column], n: int, allow_pickle: bool) -> dict[str, np.nd
     return out
 
 
-def _presence(table: Table, name: str, n: int) -> np.ndarray:
+def _int_names(table: Table, group: str = "values") -> set[str]:
+    """Names whose only column holds ints (shown as int where every shown row has one)."""
+    key = f"ints.{group}"
+    hit = table.cache.get(key)
+    if hit is None:
+        kinds: dict[str, list[str]] = {}
+        for col in getattr(table, group):
+            kinds.setdefault(col.name, []).append(col.kind)
+        hit = table.cache[key] = {k for k, v in kinds.items() if v == ["int"]}
+    return hit
+
+
+def _presence(table: Table, name: str, n: int, group: str = "values") -> np.ndarray:
     """Which rows of ``table`` hold a value for ``name`` (saved, even if NaN)."""
-    cache = table.cache.setdefault("presence", {})
+    cache = table.cache.setdefault(f"presence.{group}", {})
     hit = cache.get(name)
     if hit is None:
         hit = np.zeros(n, dtype=bool)
-        for col in table.values:
+        for col in getattr(table, group):
             if col.name == name:
                 if col.rows is None:
                     hit[:] = True
@@ -198,17 +210,27 @@ class Results:
                 view.values = _frame(table.values, n, self._allow_pickle)
             idx = rows.to_numpy()
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
+            param_ints = _int_names(table, "params")
             for name, arr in view.params.items():
                 col = name if name not in RESERVED else f"param.{name}"
-                cols[col] = arr[idx]
+                vals = arr[idx]
+                if (name in param_ints and vals.dtype.kind == "f"
+                        and _presence(table, name, n, "params")[idx].all()):
+                    vals = vals.astype(np.int64)
+                cols[col] = vals
                 params[col] = None
             if self._iterations:
                 cols["iteration"] = table.iteration[idx]
             has: dict[str, np.ndarray] = {}
+            ints = _int_names(table)
             for name, arr in view.values.items():
                 col = name if name not in cols else f"result.{name}"
-                cols[col] = arr[idx]
-                has[col] = _presence(table, name, n)[idx]
+                present_here = _presence(table, name, n)[idx]
+                vals = arr[idx]
+                if name in ints and vals.dtype.kind == "f" and present_here.all():
+                    vals = vals.astype(np.int64)  # NaN only filled rows not selected here
+                cols[col] = vals
+                has[col] = present_here
             parts.append(pd.DataFrame(cols))
             present.append(has)
         self._param_cols = list(params)
@@ -311,6 +333,7 @@ class Results:
 
     @property
     def failed_ids(self) -> list[str]:
+        """Ids whose chosen attempt failed (no complete attempt), in stored order."""
         sel = self._sel
         return list(dict.fromkeys(sel.loc[sel["status"] == FAILED, "id"]))
 
@@ -360,10 +383,12 @@ class Results:
         return table.parameters(row)
 
     def runtime(self, exp_id: str) -> float:
+        """Seconds the experiment took (KeyError if it has no successful result)."""
         table, row = self._locate(exp_id)
         return float(table.runtime[row])
 
     def file(self, exp_id: str) -> str | None:
+        """The segment file holding the experiment's result (None if in memory)."""
         table, _ = self._locate(exp_id)
         return table.attrs.get("file")
 
@@ -404,4 +429,5 @@ class Results:
 
     @property
     def tables(self) -> Sequence[Table]:
+        """The collected tables (one per segment file or journal), read-only."""
         return tuple(self._tables)

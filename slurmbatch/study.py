@@ -163,8 +163,9 @@ class Study:
 
     def _submit(self, backend: Backend, plan: Plan) -> PlanRecord | DryRun | None:
         if not plan.experiments:
-            print(f"slurmbatch {self.name!r}: nothing to submit ({plan.skipped_done} done or "
-                  f"in flight)", file=sys.stderr)
+            what = (f"all {plan.skipped_done} done or in flight" if plan.skipped_done
+                    else "nothing is missing or failed")
+            print(f"slurmbatch {self.name!r}: nothing to submit ({what})", file=sys.stderr)
             return None
         out = backend.submit(plan, self._job(bar=False))  # type: ignore[attr-defined]
         if isinstance(out, PlanRecord):
@@ -181,8 +182,9 @@ class Study:
         """Counts of done / failed / running / pending / missing experiments, per
         experiment and per array task.
 
-        The scheduler is asked (one sacct call for all jobs) at most every
-        ``status_interval`` seconds unless ``force``; the store is re-read every time.
+        The scheduler is asked (one sacct call for all jobs) at most every 10 seconds
+        (``wait(status_interval=...)`` changes it) unless ``force``; the store is re-read
+        every time.
         """
         return compute_status(self.folder, self.plans(), self.refresh(), self._scheduler,
                               force=force)
