@@ -184,14 +184,15 @@ class SlurmOptions:
         return math.ceil(self.gpus_per_run * self.lanes - 1e-9) if self.gpus_per_run else 0
 
     @property
-    def packing(self) -> int:
-        """Experiments per task: given, or as many as fit the time limit."""
+    def packing(self) -> int | None:
+        """Experiments per task: given, or as many as fit the time limit; None: sized by
+        the planner to fill the partition (see ``SlurmBackend.plan``)."""
         if self.runs_per_task is not None:
             return self.runs_per_task
         if self.time_per_run is not None:
             budget = max(self.time - self.signal_delay - 60, self.time * 0.5)
             return max(1, int(budget / self.time_per_run) * self.lanes)
-        return 100 * self.lanes
+        return None
 
     def lane_devices(self, visible: list[str]) -> list[str | None]:
         """CUDA_VISIBLE_DEVICES of each lane, from the GPUs Slurm gave the task."""
@@ -238,7 +239,9 @@ class SlurmOptions:
 
     def describe(self) -> str:
         gpus = f", {self.gpus_per_run:g} GPU per run" if self.gpus_per_run else ""
-        return (f"{self.packing} runs per task, {self.lanes} at a time{gpus}, "
+        packing = (f"{self.packing} runs per task" if self.packing is not None
+                   else "runs per task sized to fill the partition")
+        return (f"{packing}, {self.lanes} at a time{gpus}, "
                 f"{self.cpus_per_run * self.lanes} CPU(s), time limit {self.time // 60} min")
 
 

@@ -114,17 +114,18 @@ def _bounds(todo: list[Experiment], per_task: int) -> list[tuple[int, int]]:
 
 def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
               resources: Resources | None = None, runs_per_task: int | None = None,
-              max_array_size: int | None = None) -> Plan:
+              max_tasks: int | None = None, max_array_size: int | None = None) -> Plan:
     """Pack the experiments that still need running into arrays of tasks.
 
     ``runs_per_task=None`` puts every experiment of a resource group in one task (the
-    local backend's case); ``max_array_size`` bounds the tasks per array. Experiments of
-    one ``group`` (research branches sharing root units) stay in one task.
+    local backend's case); with ``max_tasks`` tasks grow beyond ``runs_per_task`` until
+    there are at most that many; ``max_array_size`` bounds the tasks per array.
+    Experiments of one ``group`` (research branches sharing root units) stay in one task.
     """
-    if runs_per_task is not None:
-        _positive_int("runs_per_task", runs_per_task)
-    if max_array_size is not None:
-        _positive_int("max_array_size", max_array_size)
+    for name, value in (("runs_per_task", runs_per_task), ("max_tasks", max_tasks),
+                        ("max_array_size", max_array_size)):
+        if value is not None:
+            _positive_int(name, value)
     res = resources or Resources()
     todo: list[Experiment] = []
     seen: set[str] = set()
@@ -142,7 +143,10 @@ def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
     if todo:
         if any(e.group is not None for e in todo):
             todo = _grouped(todo)
-        bounds = _bounds(todo, runs_per_task or len(todo))
+        per_task = runs_per_task or len(todo)
+        if max_tasks is not None:
+            per_task = max(per_task, -(-len(todo) // max_tasks))
+        bounds = _bounds(todo, per_task)
         cap = max_array_size or len(bounds)
         for a, first in enumerate(range(0, len(bounds), cap)):
             chunk = bounds[first:first + cap]

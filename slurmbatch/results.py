@@ -337,6 +337,15 @@ class Results:
         sel = self._sel
         return list(dict.fromkeys(sel.loc[sel["status"] == FAILED, "id"]))
 
+    def outcomes(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Per id: 1 if done, 2 if failed (its chosen attempt), 0 if neither; vectorised."""
+        index = pd.Index(np.asarray(ids, dtype=object))
+        sel = self._sel
+        status = sel["status"].to_numpy()
+        done = index.isin(sel["id"].to_numpy()[(status == DONE) & sel["complete"].to_numpy()])
+        failed = index.isin(sel["id"].to_numpy()[status == FAILED])
+        return np.where(done, 1, np.where(failed, 2, 0)).astype(np.uint8)
+
     def missing(self, expected: Iterable[str]) -> list[str]:
         """Which of ``expected`` have no successful result."""
         done = set(self._complete()["id"])

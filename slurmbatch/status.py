@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -187,40 +188,45 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
     jobs = {a.job_id: a.submitted for r in records if not r.cancelled for a in r.arrays
             if a.job_id}
     states = scheduler.states(jobs, force=force) if jobs else {}
-    done = set(results.ids)
-    failed = set(results.failed_ids)
-    run_rows: dict[str, tuple[str, str, int, int, str]] = {}
-    task_rows = []
+    id_parts, task_of_run, task_rows = [], [], []
     for rec in records:
         ids = load_ids(folder, rec.plan_id)
         for arr in rec.arrays:
             single = len(arr.tasks) == 1
             for t, (start, stop) in enumerate(arr.tasks):
-                slurm = _task_state(states, arr.job_id, t, single)
-                n_done = n_failed = 0
-                for i in ids[start:stop].tolist():
-                    if i in done:
-                        state = "done"
-                        n_done += 1
-                    elif i in failed:
-                        state = "failed"
-                        n_failed += 1
-                    elif slurm in RUNNING:
-                        state = "running"
-                    elif slurm in WAITING:
-                        state = "pending"
-                    else:
-                        state = "missing"
-                    run_rows[i] = (state, rec.plan_id, arr.index, t, arr.job_id or "")
+                id_parts.append(ids[start:stop])
+                task_of_run.append(np.full(stop - start, len(task_rows), np.int64))
                 task_rows.append((rec.plan_id, arr.index, t,
                                   f"{arr.job_id}_{t}" if arr.job_id and not single
-                                  else arr.job_id or "", slurm, stop - start, n_done, n_failed))
-    runs = pd.DataFrame([(i, *v) for i, v in run_rows.items()],
-                        columns=["id", "state", "plan", "array", "task", "job"])
-    tasks = pd.DataFrame(task_rows, columns=["plan", "array", "task", "job", "slurm_state",
-                                             "runs", "done", "failed"])
-    counts = {s: 0 for s in STATES}
-    counts.update(runs["state"].value_counts().to_dict() if len(runs) else {})
+                                  else arr.job_id or "", _task_state(states, arr.job_id, t,
+                                                                     single), stop - start))
+    ids = np.concatenate(id_parts) if id_parts else np.empty(0, str)
+    task = np.concatenate(task_of_run) if task_of_run else np.empty(0, np.int64)
+    outcome = results.outcomes(ids)
+    # state codes index STATES: done, failed, running, pending, missing
+    slurm = np.asarray([row[4] for row in task_rows], dtype=object)
+    waiting = np.where(np.isin(slurm, list(RUNNING)), 2, np.where(np.isin(slurm, list(WAITING)),
+                                                                  3, 4))
+    code = np.where(outcome == 1, 0, np.where(outcome == 2, 1, waiting[task] if len(task)
+                                              else 4))
+    n = len(task_rows)
+    n_done = np.bincount(task[code == 0], minlength=n)
+    n_failed = np.bincount(task[code == 1], minlength=n)
+    tasks = pd.DataFrame([(*row, int(d), int(f)) for row, d, f in
+                          zip(task_rows, n_done, n_failed, strict=True)],
+                         columns=["plan", "array", "task", "job", "slurm_state", "runs", "done",
+                                  "failed"])
+    jobs_of_task = np.asarray([r[3].split("_")[0] for r in task_rows], dtype=object)
+    runs = pd.DataFrame({"id": ids.astype(object),
+                         "state": np.asarray(STATES, dtype=object)[code],
+                         "plan": tasks["plan"].to_numpy()[task],
+                         "array": tasks["array"].to_numpy()[task],
+                         "task": tasks["task"].to_numpy()[task], "job": jobs_of_task[task]})
+    if len(records) > 1 and runs["id"].duplicated().any():
+        # an id submitted again later: its latest submission counts
+        keep = ~runs["id"].duplicated(keep="last").to_numpy()
+        runs, code = runs[keep].reset_index(drop=True), code[keep]
+    counts = dict(zip(STATES, np.bincount(code, minlength=len(STATES)).tolist(), strict=True))
     return Status(counts, runs, tasks, scheduler.source if jobs else "")
 
 

@@ -4,8 +4,9 @@ A task reads only its part of the plan's payload, skips experiments that its ear
 attempts already stored (after a requeue, timeout or preemption), and runs the rest in
 lanes: one per GPU or GPU share, each with its own CUDA_VISIBLE_DEVICES. On USR2 (sent
 before the time limit and on preemption) it saves what finished and requeues itself;
-only time limits count against ``max_requeues``, after which the experiments left are
-recorded as failed. SIGTERM (scancel) saves and stops.
+only time limits reached by an attempt that finished no run count against
+``max_requeues``, after which the experiments left are recorded as failed. SIGTERM
+(scancel) saves and stops.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def run_slurm_task(root: Path, plan_id: str, array: int, task: int) -> dict[str,
 
 
 def _timeouts(folder: BatchFolder, plan_id: str, tag: str, add: int = 0) -> int:
-    """How often this task reached its time limit (preemptions do not count)."""
+    """How often this task reached its time limit without finishing a run."""
     path = plan_dir(folder, plan_id) / "timeouts" / f"{tag}.json"
     count = json.loads(path.read_text())["timeouts"] if path.is_file() else 0
     if add:
@@ -106,9 +107,12 @@ def _run(folder: BatchFolder, plan_id: str, array: int, task: int,
             raise  # scancel: what finished is saved, the rest stays missing
         left = [e for e in todo if e.id not in set(
             Collector(folder.segments, prefix=f"seg-{tag}-").collect().status["id"])]
-        # USR2 comes signal_delay s before the time limit, or at a preemption
+        # USR2 comes signal_delay s before the time limit, or at a preemption; a time
+        # limit counts only if this attempt finished nothing (a big task that progresses
+        # may take as many attempts as it needs; a run longer than the limit may not)
         near_limit = time.monotonic() - started >= opts.time - opts.signal_delay - 60
-        timeouts = _timeouts(folder, plan_id, tag, add=1 if near_limit else 0)
+        stuck = near_limit and len(left) == len(todo)
+        timeouts = _timeouts(folder, plan_id, tag, add=1 if stuck else 0)
         summary.update(left=len(left), timeouts=timeouts, preempted=not near_limit)
         if left and timeouts <= opts.max_requeues:
             _requeue()
@@ -134,9 +138,9 @@ def _give_up(folder: BatchFolder, tag: str, left: list, timeouts: int,
         return
     sink = SegmentWriter(folder.segments, tag=f"{tag}-timeout")
     now = time.time()
-    msg = (f"TimeLimit: not finished within the task's time limit of {opts.time // 60} min, "
-           f"{timeouts} time(s) (host {socket.gethostname()}): give a longer time, fewer "
-           "runs_per_task, or more max_requeues, then retry")
+    msg = (f"TimeLimit: the task reached its time limit of {opts.time // 60} min "
+           f"{timeouts} time(s) without finishing a run (host {socket.gethostname()}): "
+           "give a longer time or more max_requeues, then retry")
     for e in left:
         sink.add(Record(e.id, e.kind, e.params, 0, FAILED, None, msg, now, now, 0.0))
     sink.close()

@@ -155,9 +155,10 @@ def test_packing_from_time_limit() -> None:
     assert make_options({"time": 5, "time_per_run": 60}).packing == 1  # never 0
 
 
-def test_packing_default() -> None:
-    assert SlurmOptions().packing == 100
-    assert make_options({"gpus_per_run": 0.25}).packing == 400
+def test_packing_default_is_left_to_the_planner() -> None:
+    assert SlurmOptions().packing is None
+    assert "sized to fill the partition" in make_options({"gpus_per_run": 0.25}).describe()
+    assert "7 runs per task" in make_options({"runs_per_task": 7}).describe()
 
 
 # -- sbatch extras ----------------------------------------------------------------------------

@@ -38,9 +38,24 @@ def test_packs_runs_per_task_and_splits_arrays_with_indices_from_zero() -> None:
     assert [len(t) for _, t in last.tasks] == [10, 10, 5]
 
 
+def test_max_tasks_grows_tasks_but_never_below_runs_per_task() -> None:
+    ids = [str(i) for i in range(10_000)]
+    plan = make_plan(exps(ids), runs_per_task=1, max_tasks=8)
+    assert [len(t) for _, t in plan.tasks] == [1250] * 8
+    assert [e.id for _, t in plan.tasks for e in plan.experiments_of(t)] == ids
+    uneven = make_plan(exps(ids[:10]), runs_per_task=1, max_tasks=4)
+    assert [len(t) for _, t in uneven.tasks] == [3, 3, 3, 1]
+    few = make_plan(exps(ids[:6]), runs_per_task=4, max_tasks=8)  # the floor wins
+    assert [len(t) for _, t in few.tasks] == [4, 2]
+    capped = make_plan(exps(ids[:100]), runs_per_task=1, max_tasks=1000, max_array_size=30)
+    assert [len(a.tasks) for a in capped.arrays] == [30, 30, 30, 10]
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10"])
 def test_bad_packing_options(bad: object) -> None:
     with pytest.raises(OptionError, match="positive integer"):
         make_plan(exps(["a"]), runs_per_task=bad)  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match="max_tasks"):
+        make_plan(exps(["a"]), max_tasks=bad)  # type: ignore[arg-type]
     with pytest.raises(OptionError, match="positive integer"):
         make_plan(exps(["a"]), max_array_size=bad)  # type: ignore[arg-type]

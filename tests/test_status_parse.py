@@ -233,3 +233,37 @@ def test_unsubmitted_array_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     st = compute_status(folder, [record], Collector(folder.segments).collect(), Scheduler())
     assert st.counts["missing"] == 2 and list(st.tasks["slurm_state"]) == ["UNSUBMITTED"]
     assert list(st.tasks["job"]) == [""]
+
+
+# -- partition size (sinfo -h -N -o '%N|%P|%c|%m|%G|%T') -------------------------------------
+SINFO = """\
+a1|gpu*|32|256000|gpu:a100:4(S:0-1)|mixed
+a2|gpu*|32|256000|gpu:a100:4(S:0,1)|idle
+a3|gpu*|32|256000|gpu:a100:4|drained
+a4|gpu*|32|256000|gpu:a100:4|down*
+a5|gpu*|32|256000|gpu:a100:2,gpu:v100:2,mps:200|allocated
+a1|long|32|256000|gpu:a100:4(S:0-1)|mixed
+c1|cpu|64|512000|(null)|idle
+c2|cpu|64|512000|(null)|idle~
+c3|cpu|64|512000|(null)|unknown
+garbage line
+c9|cpu|many|512000|(null)|idle
+"""
+
+
+@pytest.mark.parametrize(("options", "slots"), [
+    ({}, 96),                                       # the default partition: 3 usable nodes
+    ({"gpus_per_run": 1}, 12),                      # 4 + 4 + 2 + 2 GPUs
+    ({"gpus_per_run": 0.25}, 12),                   # 4 lanes, 4 CPUs and 1 GPU per task
+    ({"gpus_per_run": 2, "cpus_per_run": 20}, 3),   # CPUs bound it: one per node
+    ({"mem_per_run": 100_000}, 6),                  # memory: two per node
+    ({"partition": "cpu"}, 128),                    # c2 (powered down) can start; c3 not
+    ({"partition": "long", "max_parallel_tasks": 5}, 5),
+    ({"partition": "nope"}, None),
+    ({"partition": "cpu", "gpus_per_run": 1}, None),  # no GPUs there
+])
+def test_parse_slots(options: dict, slots: int | None) -> None:
+    from slurmbatch.backends.slurm import parse_slots
+    from slurmbatch.options import make_options
+
+    assert parse_slots(SINFO, make_options(options)) == slots

@@ -50,6 +50,52 @@ def cluster_max_array_size() -> int:
     return int(m.group(1))
 
 
+_GPUS = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
+_UNUSABLE = ("down", "drain", "fail", "maint", "inval", "reboot", "unk", "*")
+
+
+def parse_slots(text: str, opts: SlurmOptions) -> int | None:
+    """How many of the options' tasks the partition can run at once, from ``sinfo -h -N
+    -o '%N|%P|%c|%m|%G|%T'`` (one line per node and partition); None if it has none."""
+    cpus = opts.cpus_per_run * opts.lanes
+    mem = opts.mem_per_run * opts.lanes if opts.mem_per_run else 0
+    nodes: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) < 6:
+            continue
+        node, part, n_cpus, n_mem, gres, state = (p.strip() for p in parts[:6])
+        in_partition = (part.rstrip("*") == opts.partition if opts.partition is not None
+                        else part.endswith("*"))  # the default partition
+        if not in_partition:
+            continue
+        if any(word in state.lower() for word in _UNUSABLE):
+            continue
+        try:
+            fits = int(n_cpus) // cpus
+            if opts.task_gpus:
+                fits = min(fits, sum(int(g) for g in _GPUS.findall(gres)) // opts.task_gpus)
+            if mem:
+                fits = min(fits, int(n_mem.rstrip("+")) // mem)
+        except ValueError:
+            continue
+        nodes[node] = fits
+    slots = sum(nodes.values())
+    if opts.max_parallel_tasks is not None:
+        slots = min(slots, opts.max_parallel_tasks)
+    return slots or None
+
+
+def cluster_slots(opts: SlurmOptions) -> int | None:
+    """Tasks the partition can run at once (``parse_slots``), or None if sinfo fails."""
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G|%T"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_slots(proc.stdout, opts) if proc.returncode == 0 else None
+
+
 def _import_path_lines() -> list[str]:
     """Shell lines making tasks import the slurmbatch that submitted them, when it runs
     from a source checkout rather than an installed package."""
@@ -117,7 +163,17 @@ class SlurmBackend(Backend):
         self.settings = asdict(self.opts)
 
     def plan(self, experiments: Iterable[Experiment], done: Collection[str]) -> Plan:
-        return make_plan(experiments, done, runs_per_task=self.opts.packing,
+        """Pack by ``runs_per_task`` or ``time_per_run`` if given; otherwise into as many
+        tasks as the partition runs at once (one array at most), each with at least one
+        run per lane, or 100 per lane when sinfo cannot tell the partition's size."""
+        if self.opts.packing is not None:
+            return make_plan(experiments, done, runs_per_task=self.opts.packing,
+                             max_array_size=self.max_array)
+        slots = cluster_slots(self.opts)
+        lanes = self.opts.lanes
+        per_task, tasks = (lanes, min(slots, self.max_array)) if slots else (100 * lanes,
+                                                                             self.max_array)
+        return make_plan(experiments, done, runs_per_task=per_task, max_tasks=tasks,
                          max_array_size=self.max_array)
 
     # -- submission -------------------------------------------------------------------
