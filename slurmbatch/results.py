@@ -150,6 +150,12 @@ class Results:
             "finished": np.concatenate([t.finished for t in ts]),
         })
         if not (meta["status"].to_numpy() == FAILED).any():
+            iteration = meta["iteration"].to_numpy()
+            same = len(iteration) == 0 or iteration.min() == iteration.max()
+            dup = meta["id"].duplicated() if same else meta.duplicated(["id", "iteration"])
+            if not dup.to_numpy().any():  # the common case: nothing to choose between
+                meta["complete"] = True
+                return meta  # already in (t, row) order
             order = np.argsort(meta["finished"].to_numpy(), kind="stable")  # earliest wins
             sel = meta.iloc[order].drop_duplicates(["id", "iteration"], keep="first")
             sel = sel.assign(complete=True)
@@ -201,14 +207,19 @@ class Results:
         parts = []
         params: dict[str, None] = {}
         present: list[dict[str, np.ndarray]] = []
-        for t, rows in sel.groupby("t", sort=True)["row"]:
-            table = self._tables[int(t)]
+        ts, all_rows = sel["t"].to_numpy(), sel["row"].to_numpy()
+        order = np.argsort(ts, kind="stable")  # sel is in (t, row) order: a no-op sort
+        ts, all_rows = ts[order], all_rows[order]
+        cuts = np.flatnonzero(np.diff(ts)) + 1
+        for idx, first in zip(np.split(all_rows, cuts), np.r_[0, cuts], strict=True):
+            if not len(idx):
+                continue
+            table = self._tables[int(ts[first])]
             view = _view(table)
             n = len(table)
             if view.params is None:
                 view.params = _frame(table.params, n, False)
                 view.values = _frame(table.values, n, self._allow_pickle)
-            idx = rows.to_numpy()
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
             param_ints = _int_names(table, "params")
             for name, arr in view.params.items():
