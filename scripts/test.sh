@@ -22,3 +22,6 @@ ruff check slurmbatch tests bench
 python -m pip install -q --disable-pip-version-check -e ".[docs]"
 mkdocs build --strict --site-dir site
 python -m pytest "$@"
+# The side-by-side benchmark, small (N=1k, one repetition, its report in a temporary
+# folder): it must keep running with its peers; it asserts nothing about speed.
+bench/run.sh --quick

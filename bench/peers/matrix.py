@@ -216,8 +216,9 @@ def cells(quick: bool, cluster: bool) -> list[Cell]:
                  {"plans": 5, "per_task": 100},
                  rep=cl_status(10 * K if quick else 100 * K, 5, 100), reps=reps))
         e2e_n = K if quick else 10 * K
-        for per_task in (100, 1000):
-            add(Cell("e2e", "slurmbatch", e2e_n, {"per_task": per_task},
+        for per_task in (None, 100, 1000):  # None: the default packing
+            add(Cell("e2e", "slurmbatch", e2e_n,
+                     {"per_task": per_task} if per_task else {"packing": "default"},
                      rep=cl_e2e(e2e_n, per_task), reps=reps))
         st_n = 100 if quick else K
         add(Cell("e2e", "submitit-jobs", st_n, rep=st_jobs(st_n), reps=1),

@@ -19,8 +19,7 @@ NOTE_LANES = ("The lanes are forked processes: the profile shows the batch proce
 NOTE_E2E = ("The profile covers the submitting process: submission, then `wait` reading "
             "the store every 0.5 s while the tasks run. Its wall-clock split is inflated by "
             "the tasks competing for the 2 cores: the process used only the CPU time shown, "
-            "most of it in `compute_status` (a per-run DataFrame of states rebuilt at every "
-            "poll, `status.py:218` the per-run list) and in re-collecting new segments. The "
+            "most of it in `compute_status` and in re-collecting new segments. The "
             "wall time goes to the array tasks themselves.")
 
 
@@ -43,8 +42,7 @@ WORKLOADS: dict[str, tuple[list[tuple[str, str, dict[str, Any]]], str]] = {
                     ("sb", "collect", {"path": "_res/bench", "n": M,
                                        "profile": "collect-1m"})], ""),
     "plan-1m": ([("sb", "plan", {"n": M, "profile": "plan-1m"})], ""),
-    "e2e-10k": ([("sb_cluster", "e2e", {"n": 10 * K, "per_task": 100,
-                                        "profile": "e2e-10k"})],
+    "e2e-10k": ([("sb_cluster", "e2e", {"n": 10 * K, "profile": "e2e-10k"})],
                 NOTE_E2E),
 }
 

@@ -154,12 +154,13 @@ def targets(res: Results) -> list[dict[str, Any]]:
         None if p1m is None else p1m <= 5,
         f"{fmt(p1m)} s define + plan (of which make_plan and the experiments "
         f"{fmt(mp1m)} s)", "plan-1m")
-    e2e, _ = value(res, "e2e", "slurmbatch", n, "wall", per_task=1000)
-    e2e_d, _ = value(res, "e2e", "slurmbatch", n, "wall", per_task=100)
-    add("10k end to end on the test cluster ≤ 30 s",
-        None if e2e is None else max(e2e, e2e_d or 0) <= 30,
-        f"{fmt(e2e)} s with 1,000 runs per task; {fmt(e2e_d)} s with the default 100 per "
-        "task",
+    e2e, _ = value(res, "e2e", "slurmbatch", n, "wall", packing="default")
+    e2e_tasks, _ = value(res, "e2e", "slurmbatch", n, "tasks", packing="default")
+    e2e_k, _ = value(res, "e2e", "slurmbatch", n, "wall", per_task=1000)
+    e2e_h, _ = value(res, "e2e", "slurmbatch", n, "wall", per_task=100)
+    add("10k end to end on the test cluster ≤ 30 s", None if e2e is None else e2e <= 30,
+        f"{fmt(e2e)} s with the default packing ({cnt(e2e_tasks)} tasks); for comparison "
+        f"{fmt(e2e_k)} s with 1,000 runs per task and {fmt(e2e_h)} s with 100",
         "e2e-10k")
     st = cell(res, "status", "slurmbatch", 100 * K) or cell(res, "status", "slurmbatch", 10 * K)
     if st and "median" in st:
@@ -172,12 +173,12 @@ def targets(res: Results) -> list[dict[str, Any]]:
         add("status of any number of jobs = 1 scheduler call per refresh", None,
             "not measured (no cluster)")
     f_local, _ = value(res, "run", "slurmbatch", n, "files", workers=1)
-    f_cl, _ = value(res, "e2e", "slurmbatch", n, "files", per_task=1000)
-    f_def, _ = value(res, "e2e", "slurmbatch", n, "files", per_task=100)
-    figs = [f for f in (f_local, f_cl, f_def) if f is not None]
+    f_def, _ = value(res, "e2e", "slurmbatch", n, "files", packing="default")
+    f_h, _ = value(res, "e2e", "slurmbatch", n, "files", per_task=100)
+    figs = [f for f in (f_local, f_def) if f is not None]
     add("≤ 10 result files per 10k experiments", None if not figs else max(figs) <= 10,
-        f"local: {cnt(f_local)}; Slurm with 1,000 runs per task: {cnt(f_cl)}; with the "
-        f"default packing (100 runs per task): {cnt(f_def)} (one file per task)")
+        f"local: {cnt(f_local)}; Slurm with the default packing: {cnt(f_def)} (one file per "
+        f"task); with `runs_per_task=100`: {cnt(f_h)}")
     return out
 
 
@@ -384,8 +385,10 @@ def document(res: Results, meta: dict[str, Any], profiles: dict[str, Any]) -> st
         w("`sbatch`, `sacct`, `squeue` and `scancel` are wrapped by scripts that log each "
           "call, first on PATH. slurmbatch: `batch.submit(profile='testcluster', "
           "runs_per_task=K)` (plan + plan files + sbatch; then cancelled); end to end: "
-          "submit, `batch.wait(poll=0.5)` (the store is read every 0.5 s, the scheduler "
-          "asked at most every 10 s, once for all jobs), `batch.results.df`. submitit: "
+          "submit (with the default packing — as many tasks as the partition runs at once, "
+          "8 here — or `runs_per_task=K`), `batch.wait(poll=0.5)` (the store is read "
+          "every 0.5 s, the scheduler asked at most every 10 s, once for all jobs), "
+          "`batch.results.df`. submitit: "
           "`AutoExecutor(cluster='slurm')` on partition debug, one `executor.submit` per "
           "experiment, or `executor.map_array` with one array task per experiment (split "
           "at MaxArraySize), then `job.result()` for each. The node runs 8 one-CPU tasks "
@@ -397,6 +400,8 @@ def document(res: Results, meta: dict[str, Any], profiles: dict[str, Any]) -> st
                      "experiment", "submitit-array": "submitit map_array"}[c["tool"]]
             if c["opts"].get("per_task"):
                 label += f", {c['opts']['per_task']:,} runs per task"
+            elif c["opts"].get("packing"):
+                label += ", default packing"
             if "median" not in c:
                 est, how = value(res, c["work"], c["tool"], c["n"], "wall")
                 why = "FAILED" if "failed" in c else "skipped"
@@ -427,7 +432,7 @@ def document(res: Results, meta: dict[str, Any], profiles: dict[str, Any]) -> st
               f"({m['jobs']:.0f} array jobs, {m['tasks']:,.0f} tasks); `status(force=True)` "
               f"costs **{m['calls_per_refresh']:g} scheduler call per refresh** "
               f"(`sacct -j` with every job id) and {fmt(m['status_time'])} s.\n")
-        e2e = cell(res, "e2e", "slurmbatch", n10, per_task=1000)
+        e2e = cell(res, "e2e", "slurmbatch", n10, packing="default")
         if e2e and "median" in e2e:
             m = e2e["median"]
             w(f"slurmbatch's own counter (`Scheduler.calls`) agrees with the log: "
@@ -490,13 +495,13 @@ def document(res: Results, meta: dict[str, Any], profiles: dict[str, Any]) -> st
                   f"importtime`, median of 3), of which pandas {imp.get('pandas', 0):.2f} s, "
                   f"reached through the package `__init__` (`slurmbatch.batch` → "
                   f"`slurmbatch.results`) and `Collector`; h5py {imp.get('h5py', 0):.2f} s, "
-                  f"submitit {imp.get('submitit', 0):.2f} s. With 100 tasks of 100 trivial "
-                  f"runs, 8 at a time on 2 cores, that start-up is most of the wall time; "
-                  f"with 10 tasks of 1,000 it is paid 10 times, not 100.\n")
+                  f"submitit {imp.get('submitit', 0):.2f} s. Trivial runs in many small "
+                  f"tasks pay that start-up once per task.\n")
         for t in [t for t in targets(res) if t["reached"] is False and not t["profile"]]:
             w(f"**{t['name']}** — not a matter of speed: {t['figure']}. On Slurm every "
               "array task writes its own segment file, so the number of result files is the "
-              "number of tasks: `runs_per_task` sets it (default 100 runs per task).\n")
+              "number of tasks: the default packing makes as many as the partition runs at "
+              "once; `runs_per_task` sets it.\n")
 
     # the single-tool benches and what still holds from them
     w("## Single-tool benches\n")
@@ -517,7 +522,8 @@ def document(res: Results, meta: dict[str, Any], profiles: dict[str, Any]) -> st
       "little with trivial runs; runs that compute for longer scale with the workers.")
     w("- Locally, one segment file holds up to 50,000 results (10,000 runs → 1 file); on "
       "Slurm each array task writes its own segment file, so the result files are the "
-      "number of tasks: `runs_per_task` (default 100) sets it.")
+      "number of tasks: by default as many as the partition runs at once (8 here), or "
+      "as `runs_per_task` sets.")
     w("- A submission packs the runs into array tasks and submits each array with one "
       "`sbatch --array` call, whatever the number of tasks (split at MaxArraySize); the "
       "plan (JSON index, ids, one payload frame per task) and submitit's per-task pickles "
