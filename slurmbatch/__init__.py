@@ -4,6 +4,7 @@ from .batch import Batch, ResultRun, Run
 from .collect import Collector, collect
 from .domain import Domain, Option, Sampler
 from .errors import (
+                     BusyError,
                      ExecutorError,
                      ExperimentFailed,
                      IdError,
@@ -26,6 +27,7 @@ __all__ = [
                      "EC",
                      "EP",
                      "Batch",
+                     "BusyError",
                      "Collector",
                      "Domain",
                      "E",

@@ -61,7 +61,7 @@ def _signature(cls: type) -> _Signature:
     if not (isinstance(cls, type) and issubclass(cls, Run)):
         raise ParameterError(f"{cls!r} is not a Run class: subclass slurmbatch.Run and define "
                              "run(self, ...) with the parameters as keyword arguments")
-    if cls.run is Run.run:
+    if cls.run is Run.run or not inspect.isfunction(cls.run):
         raise ParameterError(f"run class {cls.__qualname__} has no run method: define "
                              "run(self, A=0, ...) returning the result")
     if cls.__init__ is not Run.__init__:
@@ -72,6 +72,10 @@ def _signature(cls: type) -> _Signature:
     accepts_any = False
     params = list(inspect.signature(cls.run).parameters.values())[1:]  # skip self
     for p in params:
+        if p.kind is p.POSITIONAL_ONLY:
+            raise ParameterError(f"{cls.__qualname__}.run: parameter {p.name!r} is "
+                                 "positional-only, and slurmbatch passes parameters by name: "
+                                 "remove the '/' from the signature")
         if p.kind is p.VAR_KEYWORD:
             accepts_any = True
         elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -51,10 +53,12 @@ def _slurm_answers() -> bool:
 
 
 def _batch_folder(args: argparse.Namespace) -> Path:
-    """NAME as a batch folder, or as a batch name under --path."""
+    """NAME as a batch folder, or as a batch name under --path (yours, unless
+    --allow-other-owner)."""
     given = Path(args.name)
     for folder in (given, Path(args.path) / args.name):
         if BatchFolder(folder).exists():
+            _check_owner(folder, args.allow_other_owner)
             return folder
     for folder in (given, Path(args.path) / args.name):
         if folder.is_dir():
@@ -62,6 +66,18 @@ def _batch_folder(args: argparse.Namespace) -> Path:
                              "the folder a batch was created in (<path>/<name>)")
     raise StoreError(f"no batch {args.name!r}: give a batch folder (<path>/<name>, holding "
                      f"batch.json) or a name under --path (now {args.path!r})")
+
+
+def _check_owner(folder: Path, allowed: bool) -> None:
+    owner = folder.stat().st_uid
+    if owner != os.geteuid() and not allowed:
+        try:
+            who = f"user {pwd.getpwuid(owner).pw_name!r}"
+        except KeyError:
+            who = f"uid {owner}"
+        raise StoreError(f"{folder} belongs to {who}, not to you: its plans and results "
+                         "are theirs to change, and retry runs code from them; pass "
+                         "--allow-other-owner if you trust them")
 
 
 def _attach(args: argparse.Namespace) -> Study:
@@ -157,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         q = sub.add_parser(name, help=help)
         q.add_argument("name", help="a batch folder (<path>/<name>) or a batch name")
         q.add_argument("--path", default="_res", help="where batch names are looked up")
+        q.add_argument("--allow-other-owner", action="store_true",
+                       help="act on a batch folder that belongs to another user")
         return q
 
     p = batch_parser("status", "counts of done/failed/running/pending/missing runs")

@@ -624,7 +624,17 @@ def _payload_from_json(kind: str, p: Any) -> Any:
 
 
 _JSON_NATIVE = frozenset(("int", "float", "bool", "str", "none", "json", "callable", "repr"))
-_ENCODE_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+
+def _json_default(o: Any) -> Any:
+    """numpy scalars (an int64 result, a float32 parameter) as the Python scalars they hold."""
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+_ENCODE_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"),
+                                default=_json_default).encode
 
 
 def _leaves_to_json(leaves: list) -> list:

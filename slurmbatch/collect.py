@@ -104,6 +104,7 @@ class Collector:
                 continue
             self.problems.pop(name, None)
             table.attrs["file"] = entry.path
+            table.attrs["owner"] = st.st_uid  # pickles are read only from your own files
             self._tables[name] = table
         for name in list(self._seen):
             if name not in present:  # removed (e.g. consolidated away)

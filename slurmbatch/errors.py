@@ -31,6 +31,10 @@ class ExecutorError(SlurmbatchError, RuntimeError):
     """A backend could not execute the plan."""
 
 
+class BusyError(SlurmbatchError):
+    """Another process is running or submitting the same batch right now."""
+
+
 class ExperimentFailed(SlurmbatchError):
     """Raised with ``raise_errors=True`` at the first failed experiment (after storing it)."""
 

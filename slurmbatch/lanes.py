@@ -20,6 +20,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -177,8 +178,11 @@ class LanePool:
             lane.stopping = True
 
     # -- the loop -----------------------------------------------------------------------
-    def run(self, handle: Handle, tick: Callable[[], None]) -> None:
-        """Run everything; ``handle`` gets each outcome, ``tick`` runs at least every second."""
+    def run(self, handle: Handle, tick: Callable[[], None],
+            critical: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+        """Run everything; ``handle`` gets each outcome, ``tick`` runs at least every second.
+        ``critical``: held while outcomes are received and handled, so a stop signal never
+        falls between taking an outcome off a pipe and storing it."""
         lanes = [_Lane(i, env) for i, env in enumerate(self.envs[:max(1, len(self._pending))])]
         nlanes = len(lanes)
         interrupted = True
@@ -195,14 +199,16 @@ class LanePool:
                 wait(waitables, timeout=_TICK)
                 for lane in list(self._live.values()):
                     alive = lane.proc.is_alive()  # before draining: then nothing it sent is missed
-                    if not self._drain(lane, handle, nlanes) or not alive:
-                        self._ended(lane, handle, nlanes)
+                    with critical():
+                        if not self._drain(lane, handle, nlanes) or not alive:
+                            self._ended(lane, handle, nlanes)
                 tick()
             interrupted = False
         finally:
             try:
                 if interrupted:
-                    self._salvage(handle)
+                    with critical():
+                        self._salvage(handle)
             finally:
                 for lane in lanes:
                     if lane.proc.is_alive():

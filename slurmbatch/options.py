@@ -28,6 +28,11 @@ _ALIASES = {"gpus_per_experiment": "gpus_per_run", "cpus_per_experiment": "cpus_
             "time_per_experiment": "time_per_run"}
 
 
+_MAX_SECONDS = 366 * 86400  # a year: longer is a typo (and overflows Slurm's fields)
+_MAX_MB = 2**40  # an exabyte
+_MAX_GPUS = 1024  # per run, and runs sharing one GPU
+
+
 def parse_duration(value: Any, name: str) -> int:
     """Seconds from minutes (a number), Slurm's [D-]HH:MM:SS / MM:SS, or '90min', '2h30m'."""
     bad = OptionError(f"{name}={value!r}: give minutes (e.g. 30), Slurm's 'HH:MM:SS' or "
@@ -35,8 +40,10 @@ def parse_duration(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise bad
     if isinstance(value, (int, float)):
-        if not value > 0 or not math.isfinite(value):
+        if value != value or value <= 0 or value == math.inf:
             raise bad
+        if value > _MAX_SECONDS / 60:
+            raise _too_long(value, name)
         return math.ceil(value * 60)
     if not isinstance(value, str) or not value.strip():
         raise bad
@@ -64,7 +71,14 @@ def parse_duration(value: Any, name: str) -> int:
             seconds += float(number) * _UNITS[unit]
     if not seconds > 0:
         raise bad
+    if not seconds <= _MAX_SECONDS:
+        raise _too_long(value, name)
     return math.ceil(seconds)
+
+
+def _too_long(value: Any, name: str) -> OptionError:
+    return OptionError(f"{name}={value!r:.60}: longer than a year; give a duration of at "
+                       "most 366 days")
 
 
 def parse_mem(value: Any, name: str) -> int:
@@ -74,17 +88,19 @@ def parse_mem(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise bad
     if isinstance(value, (int, float)):
-        if not value > 0 or not math.isfinite(value):
+        mb = value
+    else:
+        m = _MEM.match(value) if isinstance(value, str) else None
+        if not m:
             raise bad
-        return math.ceil(value)
-    m = _MEM.match(value) if isinstance(value, str) else None
-    if not m:
+        factor = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}[m.group(2).lower()]
+        mb = float(m.group(1)) * factor
+    if mb != mb or mb <= 0:  # NaN, zero, negative
         raise bad
-    factor = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024**2}[m.group(2).lower()]
-    mb = math.ceil(float(m.group(1)) * factor)
-    if mb < 1:
-        raise bad
-    return mb
+    if mb > _MAX_MB:
+        raise OptionError(f"{name}={value!r:.60}: more than an exabyte; give megabytes or "
+                          "a size like '4G'")
+    return math.ceil(mb)
 
 
 def _positive_int(value: Any, name: str, fix: str = "give a positive integer") -> int:
@@ -131,9 +147,13 @@ def _sbatch_extra(value: Any) -> tuple[tuple[str, str | bool], ...]:
             raise OptionError(f"sbatch keys {seen[k]!r} and {key!r} name the same directive "
                               f"--{k}: keep one")
         seen[k] = key
-        if k in RESERVED_SBATCH:
-            raise OptionError(f"sbatch key {key!r} is set by slurmbatch: use its own option "
-                              f"(time, partition, account, qos, gpus_per_run, ...) instead")
+        # sbatch takes any unambiguous prefix of a long option: 'parti' is --partition
+        taken = next((r for r in sorted(RESERVED_SBATCH) if r.startswith(k)), None)
+        if taken is not None:
+            short = "" if k == taken else f" (sbatch reads {k!r} as --{taken})"
+            raise OptionError(f"sbatch key {key!r} is set by slurmbatch{short}: use its own "
+                              "option (time, partition, account, qos, gpus_per_run, ...) "
+                              "instead")
         if v is True:
             out.append((k, True))
             continue
@@ -270,9 +290,11 @@ def _validate(m: dict[str, Any], base: SlurmOptions) -> SlurmOptions:
     out: dict[str, Any] = {}
     if "gpus_per_run" in m and m["gpus_per_run"] is not None:
         g = m["gpus_per_run"]
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-            raise OptionError(f"gpus_per_run={g!r}: give 0 (CPU only), a whole number of GPUs, "
-                              "or a fraction 1/k (0.5, 0.25) to run k experiments per GPU")
+        if (isinstance(g, bool) or not isinstance(g, (int, float))
+                or not (g == 0 or 1 / _MAX_GPUS <= g <= _MAX_GPUS)):
+            raise OptionError(f"gpus_per_run={g!r}: give 0 (CPU only), a whole number of GPUs "
+                              f"(at most {_MAX_GPUS}), or a fraction 1/k (0.5, 0.25; k at most "
+                              f"{_MAX_GPUS}) to run k experiments per GPU")
         if 0 < g < 1 and abs(1 / g - round(1 / g)) > 1e-6:
             raise OptionError(f"gpus_per_run={g!r}: a fraction must be 1/k (0.5, 0.25, "
                               "0.2, ...) so that k experiments share one GPU")

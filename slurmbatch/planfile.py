@@ -125,12 +125,20 @@ def load_record(folder: BatchFolder, plan_id: str) -> PlanRecord:
     if not isinstance(raw, dict):
         raise StoreError(f"{path} is not a slurmbatch plan (a JSON {type(raw).__name__}, not an "
                          f"object): remove the folder {path.parent} if that plan is not needed")
-    if raw.get("format") != PLAN_FORMAT or int(raw.get("version", 0)) > PLAN_VERSION:
+    version = raw.get("version")
+    if (raw.get("format") != PLAN_FORMAT or not isinstance(version, int)
+            or isinstance(version, bool) or version > PLAN_VERSION):
         raise StoreError(f"{path} was written by another program or a newer slurmbatch "
-                         f"(format {raw.get('format')!r} version {raw.get('version')!r}): "
-                         "upgrade slurmbatch")
-    raw["arrays"] = [ArrayRecord(**a) for a in raw["arrays"]]
-    return PlanRecord(**raw)
+                         f"(format {raw.get('format')!r} version {version!r}): upgrade "
+                         f"slurmbatch, or remove the folder {path.parent} if that plan is not "
+                         "needed")
+    try:
+        raw["arrays"] = [ArrayRecord(**a) for a in raw["arrays"]]
+        return PlanRecord(**raw)
+    except (TypeError, KeyError) as exc:
+        raise StoreError(f"{path} does not hold the fields of this slurmbatch's plans ({exc}): "
+                         f"another version wrote it; remove the folder {path.parent} if that "
+                         "plan is not needed") from None
 
 
 def load_records(folder: BatchFolder) -> list[PlanRecord]:

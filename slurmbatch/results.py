@@ -7,6 +7,7 @@ processes) therefore never reach the table.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .codec import SCALAR_KINDS, Column, Table
-from .errors import ParameterError
+from .errors import ParameterError, ResultError
 from .query import mask, parse
 from .records import DONE, FAILED, STATUS_NAMES
 
@@ -23,12 +24,14 @@ PICKLED = "<pickled: read with allow_pickle=True>"
 RESERVED = ("id", "iteration")  # parameters with these names show as param.<name>
 
 
-def _full(col: Column, n: int, allow_pickle: bool) -> np.ndarray:
-    """The column as a length-``n`` array; rows without a value hold NaN."""
+def _full(col: Column, n: int, allow_pickle: bool | None) -> np.ndarray:
+    """The column as a length-``n`` array; rows without a value hold NaN.
+    ``allow_pickle=None``: refused for the file's owner (already warned)."""
     if col.kind == "pickle" and not allow_pickle:
-        warnings.warn(f"column {col.name!r} holds pickled values, shown as {PICKLED!r}: "
-                      "pass allow_pickle=True to read them (only for files you trust)",
-                      stacklevel=4)
+        if allow_pickle is not None:
+            warnings.warn(f"column {col.name!r} holds pickled values, shown as {PICKLED!r}: "
+                          "pass allow_pickle=True to read them (only for files you trust)",
+                          stacklevel=4)
         vals = np.full(len(col), PICKLED, dtype=object)
         if col.rows is None:
             return vals
@@ -50,7 +53,8 @@ def _full(col: Column, n: int, allow_pickle: bool) -> np.ndarray:
     return out
 
 
-def _frame(columns: list[Column], n: int, allow_pickle: bool) -> dict[str, np.ndarray]:
+def _frame(columns: list[Column], n: int, allow_pickle: bool | None
+           ) -> dict[str, np.ndarray]:
     by_name: dict[str, list[Column]] = {}
     for col in columns:
         by_name.setdefault(col.name, []).append(col)
@@ -195,6 +199,19 @@ class Results:
                        allow_pickle=self._allow_pickle, problems=self.problems,
                        _selection=sel.reset_index(drop=True))
 
+    def _unpickle(self, table: Table) -> bool | None:
+        """Whether this table's pickles may be read: allow_pickle, and a file of yours
+        (None: refused because of its owner)."""
+        if not self._allow_pickle:
+            return False
+        owner = table.attrs.get("owner")
+        if owner is None or owner == os.geteuid():
+            return True
+        warnings.warn(f"{table.attrs.get('file', 'a results file')} belongs to uid {owner}, "
+                      f"not to you: its pickled values are not read (shown as {PICKLED!r}); "
+                      "copy the file if you trust it", stacklevel=4)
+        return None
+
     # -- tables -----------------------------------------------------------------------
     @property
     def df(self) -> pd.DataFrame:
@@ -219,7 +236,7 @@ class Results:
             n = len(table)
             if view.params is None:
                 view.params = _frame(table.params, n, False)
-                view.values = _frame(table.values, n, self._allow_pickle)
+                view.values = _frame(table.values, n, self._unpickle(table))
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
             param_ints = _int_names(table, "params")
             for name, arr in view.params.items():
@@ -348,13 +365,21 @@ class Results:
         sel = self._sel
         return list(dict.fromkeys(sel.loc[sel["status"] == FAILED, "id"]))
 
-    def outcomes(self, ids: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Per id: 1 if done, 2 if failed (its chosen attempt), 0 if neither; vectorised."""
+    def outcomes(self, ids: Sequence[str] | np.ndarray,
+                 failed_since: np.ndarray | None = None) -> np.ndarray:
+        """Per id: 1 if done, 2 if failed (its chosen attempt), 0 if neither; vectorised.
+        ``failed_since`` (epoch s per id): failures that ended earlier count as 0 (a run
+        submitted again after it failed is not failed while it waits or runs)."""
         index = pd.Index(np.asarray(ids, dtype=object))
         sel = self._sel
         status = sel["status"].to_numpy()
         done = index.isin(sel["id"].to_numpy()[(status == DONE) & sel["complete"].to_numpy()])
-        failed = index.isin(sel["id"].to_numpy()[status == FAILED])
+        failures = sel[status == FAILED]
+        if failed_since is None:
+            failed = index.isin(failures["id"].to_numpy())
+        else:
+            last = failures.groupby("id", sort=False)["finished"].max()
+            failed = last.reindex(index).to_numpy(dtype=float) >= failed_since
         return np.where(done, 1, np.where(failed, 2, 0)).astype(np.uint8)
 
     def missing(self, expected: Iterable[str]) -> list[str]:
@@ -395,7 +420,16 @@ class Results:
     def result(self, exp_id: str) -> Any:
         """The value the experiment returned (KeyError if it has no successful result)."""
         table, row = self._locate(exp_id)
-        return table.value(row, allow_pickle=self._allow_pickle)
+        allow = self._unpickle(table)
+        try:
+            return table.value(row, allow_pickle=bool(allow))
+        except ResultError:
+            if allow is None:
+                raise ResultError(f"{exp_id}: its value is pickled in {table.attrs.get('file')},"
+                                  f" which belongs to uid {table.attrs.get('owner')}, not to "
+                                  "you: it is not unpickled; copy the file if you trust it"
+                                  ) from None
+            raise
 
     def parameters(self, exp_id: str) -> dict[str, Any]:
         """The stored parameters of an experiment (callables as qualified names)."""

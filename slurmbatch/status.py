@@ -188,13 +188,14 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
     jobs = {a.job_id: a.submitted for r in records if not r.cancelled for a in r.arrays
             if a.job_id}
     states = scheduler.states(jobs, force=force) if jobs else {}
-    id_parts, task_of_run, task_rows = [], [], []
+    id_parts, since, task_of_run, task_rows = [], [], [], []
     for rec in records:
         ids = load_ids(folder, rec.plan_id)
         for arr in rec.arrays:
             single = len(arr.tasks) == 1
             for t, (start, stop) in enumerate(arr.tasks):
                 id_parts.append(ids[start:stop])
+                since.append(np.full(stop - start, rec.created))
                 task_of_run.append(np.full(stop - start, len(task_rows), np.int64))
                 task_rows.append((rec.plan_id, arr.index, t,
                                   f"{arr.job_id}_{t}" if arr.job_id and not single
@@ -202,7 +203,9 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
                                                                      single), stop - start))
     ids = np.concatenate(id_parts) if id_parts else np.empty(0, str)
     task = np.concatenate(task_of_run) if task_of_run else np.empty(0, np.int64)
-    outcome = results.outcomes(ids)
+    # a failure recorded before the run's latest plan was made belongs to an earlier
+    # attempt: the run counts as submitted again
+    outcome = results.outcomes(ids, np.concatenate(since) if since else np.empty(0))
     # state codes index STATES: done, failed, running, pending, missing
     slurm = np.asarray([row[4] for row in task_rows], dtype=object)
     waiting = np.where(np.isin(slurm, list(RUNNING)), 2, np.where(np.isin(slurm, list(WAITING)),

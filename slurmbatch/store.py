@@ -1,8 +1,10 @@
 """The store: crash-safe HDF5 segment files (write and read) and the in-memory sink.
 
 A segment is written whole under a temporary name, fsynced and renamed: a visible
-``*.h5`` file is always complete. A writer closes its segment every ``rows`` records
-or ``seconds`` seconds, so a crash loses at most the open one. Every writer names its
+``*.h5`` file is always complete, and its first 512 bytes (an HDF5 user block) hold the
+CRC-32 and size of the rest, so a damaged file is refused, not misread. A writer closes
+its segment every ``rows`` records or ``seconds`` seconds, so a crash loses at most the
+open one. Every writer names its
 files uniquely (task tag, host, pid, sequence, random), so no file has two writers.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import mmap
 import os
 import secrets
 import socket
@@ -33,7 +36,7 @@ from .codec import (
     row_from_json,
     row_to_json,
 )
-from .errors import OptionError
+from .errors import OptionError, StoreError
 from .layout import FILE_MODE, fsync_dir
 from .records import STATUS_NAMES, Record
 
@@ -43,6 +46,8 @@ SEGMENT_SUFFIX = ".h5"
 DEFAULT_SEGMENT_ROWS = 50_000
 DEFAULT_SEGMENT_SECONDS = 30.0
 
+USERBLOCK = 512  # bytes before the HDF5 superblock: the checksum header
+_HEADER = b"slurmbatch-segment\n"
 _STR = h5py.string_dtype("utf-8")
 _BYTES = h5py.vlen_dtype(np.uint8)
 
@@ -132,13 +137,21 @@ class SegmentWriter:
         return self.add_encoded(*self._encode(rec))
 
     def add_encoded(self, row: Row, entry: bytes | None) -> Row:
-        if self._journal is None:
-            self._open()
-        self._builder.append(row)
-        self._journal.write(entry if entry is not None else row_to_json(row))
+        try:
+            if self._journal is None:
+                self._open()
+            self._builder.append(row)
+            self._journal.write(entry if entry is not None else row_to_json(row))
+        except OSError as exc:
+            raise self._failed(exc) from exc
         if len(self._builder) >= self.rows:
             self.flush()
         return row
+
+    def _failed(self, exc: OSError) -> StoreError:
+        return StoreError(f"cannot write results in {self.folder}: {exc}. What was stored "
+                          "before is kept; fix that (e.g. free space) and call the batch "
+                          "again: it runs what is missing")
 
     def tick(self) -> None:
         """Close the open segment if it is older than ``seconds``."""
@@ -150,7 +163,10 @@ class SegmentWriter:
         if self._journal is None:
             return None
         # on failure (e.g. a full disk) the records stay buffered and journaled
-        path = write_table(self.folder / self._name, self._builder.build(self._attrs))
+        try:
+            path = write_table(self.folder / self._name, self._builder.build(self._attrs))
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self._journal.remove()
         self._journal = None
         self._builder = self._new_builder()
@@ -325,20 +341,29 @@ def write_table(path: Path, table: Table) -> Path:
     """Write ``table`` to ``path`` atomically (temporary name, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", userblock_size=USERBLOCK) as f:
             _write(f, table)
         os.chmod(tmp, FILE_MODE)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        seal(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
     return path
+
+
+def seal(path: Path) -> None:
+    """Write the checksum header of an HDF5 file made with a user block, and fsync it."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size - USERBLOCK
+        crc = _crc_of_data(fd)
+        header = _HEADER + f"crc32={crc:08x}\nsize={size}\n".encode()
+        os.pwrite(fd, header.ljust(USERBLOCK, b"\0"), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 _META = np.dtype([("kind", np.uint16), ("iteration", np.int64), ("status", np.uint8),
@@ -440,8 +465,35 @@ class SegmentFormatError(Exception):
     """A file that is not a readable, complete slurmbatch segment."""
 
 
+def verify(path: Path) -> None:
+    """Check a segment's size and CRC-32 against its header (files without one pass)."""
+    with open(path, "rb") as fh:
+        head = fh.read(USERBLOCK)
+        if not head.startswith(_HEADER):
+            return
+        try:
+            fields = dict(line.split("=", 1) for line in
+                          head[len(_HEADER):].rstrip(b"\0").decode().split())
+            crc, size = int(fields["crc32"], 16), int(fields["size"])
+        except (ValueError, KeyError, UnicodeDecodeError):
+            raise SegmentFormatError("damaged checksum header") from None
+        actual = os.fstat(fh.fileno()).st_size - USERBLOCK
+        if actual != size:
+            raise SegmentFormatError(f"truncated or extended: {actual} bytes of data, the "
+                                     f"header says {size}")
+        if size and _crc_of_data(fh.fileno()) != crc:
+            raise SegmentFormatError("damaged: its bytes do not match their checksum")
+
+
+def _crc_of_data(fd: int) -> int:
+    """CRC-32 of a file's bytes after the user block (mapped, not copied)."""
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm, memoryview(mm) as view:
+        return zlib.crc32(view[USERBLOCK:])
+
+
 def read_table(path: Path) -> Table:
-    """Read a segment file (read-only; never unpickles)."""
+    """Read a segment file (read-only; never unpickles) after checking its checksum."""
+    verify(path)
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != SEGMENT_FORMAT:
             raise SegmentFormatError(f"not a slurmbatch segment (format={f.attrs.get('format')!r})")

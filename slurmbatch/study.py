@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import Backend, Job, Report, make_backend
-from .backends.slurm import DryRun
+from .backends.slurm import DryRun, SlurmBackend
 from .collect import Collector
 from .errors import ExecutorError, OptionError
 from .experiment import Experiment
@@ -35,6 +35,7 @@ from .store import (
 )
 
 _REFRESH_SECONDS = 2.0
+SUBMIT_WAIT = 300.0  # seconds to wait for another process's submission of the same batch
 
 
 class Study:
@@ -103,12 +104,29 @@ class Study:
             raise OptionError(f"executor='slurm' needs results on disk (Slurm tasks run "
                               f"elsewhere): create the {type(self).__name__.lower()} with "
                               f"{self._disk_option()}")
-        plan, busy = self._plan(backend, experiments)
-        if plan.experiments and self.saveresult:
-            self._prepare_folder()
+        if isinstance(backend, SlurmBackend):
+            backend.check_folder(self.folder)
+        job = self._job(bar)
+        if not (self.saveresult and experiments) or getattr(backend, "dry_run", False):
+            plan, busy = self._plan(backend, experiments)  # nothing written: no lock
+            try:
+                return (backend.run(plan, job) if plan.experiments else _nothing(plan)), busy
+            finally:
+                self.refresh()
+        self._prepare_folder()
         try:
-            report = backend.run(plan, self._job(bar)) if plan.experiments else Report(
-                skipped_done=plan.skipped_done, skipped_duplicates=plan.skipped_duplicates)
+            # one process at a time plans and starts this batch's runs: two would both
+            # see the same runs as not done and run them twice
+            if isinstance(backend, SlurmBackend):
+                with self.folder.hold("a Slurm submission", wait=SUBMIT_WAIT):
+                    plan, busy = self._plan(backend, experiments)
+                    record = backend.submit(plan, job) if plan.experiments else None
+                report = (backend.follow(record, plan, job)  # type: ignore[arg-type]
+                          if record is not None else _nothing(plan))
+            else:
+                with self.folder.hold(f"a {backend.name} run"):
+                    plan, busy = self._plan(backend, experiments)
+                    report = backend.run(plan, job) if plan.experiments else _nothing(plan)
         finally:
             self.refresh()  # also after Ctrl-C or raise_errors: what was stored shows
         return report, busy
@@ -156,10 +174,12 @@ class Study:
                               f"create the {type(self).__name__.lower()} with "
                               f"{self._disk_option()}")
         backend = make_backend("slurm", {**options, "dry_run": dry_run})
-        plan, _ = self._plan(backend, experiments)
-        if plan.experiments and not dry_run:
-            self._prepare_folder()
-        return self._submit(backend, plan)
+        backend.check_folder(self.folder)  # type: ignore[attr-defined]
+        if dry_run or not experiments:
+            return self._submit(backend, self._plan(backend, experiments)[0])
+        self._prepare_folder()
+        with self.folder.hold("a Slurm submission", wait=SUBMIT_WAIT):
+            return self._submit(backend, self._plan(backend, experiments)[0])
 
     def _submit(self, backend: Backend, plan: Plan) -> PlanRecord | DryRun | None:
         if not plan.experiments:
@@ -226,6 +246,12 @@ class Study:
         records = self.plans()
         if not records:
             raise OptionError(f"{self.name!r} has no submitted plan to retry")
+        with self.folder.hold("a Slurm submission (retry)", wait=SUBMIT_WAIT):
+            return self._retry(failed, dry_run, options)
+
+    def _retry(self, failed: bool, dry_run: bool, options: dict[str, Any]
+               ) -> PlanRecord | DryRun | None:
+        records = self.plans()
         st = self.status(force=True)
         wanted = {"missing", "failed"} if failed else {"missing"}
         ids = set(st.runs.loc[st.runs["state"].isin(wanted), "id"])
@@ -245,3 +271,8 @@ class Study:
     def __repr__(self) -> str:
         where = str(self.folder.root) if self.saveresult else "memory"
         return f"<{type(self).__name__} {self.name!r}: results in {where}>"
+
+
+def _nothing(plan: Plan) -> Report:
+    """The report of a plan with nothing left to run."""
+    return Report(skipped_done=plan.skipped_done, skipped_duplicates=plan.skipped_duplicates)

@@ -167,10 +167,12 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
                encoded: list[Encoded] | None = None) -> None:
         if encoded is None:
             encoded = [encode(rec) for rec in to_records(exp, out, lane)]
-        status = DONE
+        status, error = DONE, out[2]
         with signals.critical():
             for row, entry in encoded:
-                status = max(status, sink.add_encoded(row, entry).status)
+                stored = sink.add_encoded(row, entry)
+                status = max(status, stored.status)
+                error = error or stored.error  # e.g. why a result could not be stored
             if status == DONE:
                 report.done += 1
             else:
@@ -179,7 +181,7 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
             if on_outcome is not None:
                 on_outcome(exp, status)
         if raise_errors and status != DONE:
-            raise ExperimentFailed(exp, out[2])
+            raise ExperimentFailed(exp, error)
 
     def tick() -> None:
         with signals.critical():
@@ -194,7 +196,7 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
             else:
                 from .lanes import LanePool
 
-                LanePool(experiments, lanes, encode).run(handle, tick)
+                LanePool(experiments, lanes, encode).run(handle, tick, signals.critical)
         finally:
             with signals.critical():
                 sink.close()

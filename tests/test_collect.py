@@ -24,7 +24,7 @@ from slurmbatch.errors import ParameterError, StoreError
 from slurmbatch.layout import BatchFolder
 from slurmbatch.records import DONE, FAILED, Record
 from slurmbatch.results import Results
-from slurmbatch.store import SegmentWriter, read_journal, read_table
+from slurmbatch.store import SegmentWriter, read_journal, read_table, seal
 
 from conftest import ROOT
 
@@ -119,6 +119,7 @@ def test_unreadable_files_are_reported_and_skipped(tmp_path: Path, reads: list[s
     shutil.copy(good1, future)
     with h5py.File(future, "a") as f:
         f.attrs["format_version"] = 99
+    seal(future)  # as a newer slurmbatch would write it: with its checksum right
     bad = {"seg-trunc.h5", "seg-bad.h5", "foreign.h5", "seg-future.h5"}
 
     c = Collector(tmp_path)
@@ -129,6 +130,7 @@ def test_unreadable_files_are_reported_and_skipped(tmp_path: Path, reads: list[s
     assert set(c.problems) == bad and set(res.problems) == bad
     assert "upgrade slurmbatch" in c.problems["seg-future.h5"]
     assert "not a slurmbatch segment" in c.problems["foreign.h5"]
+    assert "truncated" in c.problems["seg-trunc.h5"]
     assert nums(res) == list(range(7)) and len(res.df) == 7
     assert "unreadable" in repr(res)
 

@@ -184,7 +184,7 @@ def test_compute_status_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
     old = time.time() - 3600
     arrays = [ArrayRecord(0, [[0, 3], [3, 6], [6, 9]], 0, "123", old),
               ArrayRecord(1, [[9, 10]], 3, "124", old)]
-    record = PlanRecord("p20240101T000000-abcd", "b", old, 10,
+    record = PlanRecord("p20240101T000000-abcd", "b", 1.0, 10,  # made before the records
                         dataclasses.asdict(SlurmOptions()), {}, arrays)
     planfile.write_plan(folder, plan, record)
     writer = SegmentWriter(folder.segments, tag="t")
@@ -220,6 +220,28 @@ def test_compute_status_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
     idle = compute_status(folder, [record], results, sched)
     assert sched.calls == 1 and idle.source == "" and not idle.active
     assert idle.counts["missing"] == 5 and set(idle.tasks["slurm_state"]) == {"UNKNOWN"}
+
+
+def test_a_failed_run_submitted_again_is_pending_not_failed(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    folder = BatchFolder.of(Path.cwd(), "b")
+    folder.create()
+    exps = [Experiment(eid(i), "k", {}, None) for i in range(2)]  # type: ignore[arg-type]
+    writer = SegmentWriter(folder.segments, tag="t")
+    writer.add(rec(0, FAILED))  # finished at 2.0 and 3.0: before the second plan
+    writer.add(rec(1, FAILED))
+    writer.close()
+    old = time.time() - 3600
+    first = PlanRecord("p1", "b", 1.0, 2, {}, {}, [ArrayRecord(0, [[0, 2]], 0, "50", old)])
+    again = PlanRecord("p2", "b", 3.5, 1, {}, {}, [ArrayRecord(0, [[0, 1]], 0, "51", old)])
+    planfile.write_plan(folder, make_plan(exps), first)
+    planfile.write_plan(folder, make_plan(exps[1:]), again)
+    fake = Fake("50|COMPLETED\n51|PENDING\n")
+    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: fake(self, cmd))
+    st = compute_status(folder, [first, again], Collector(folder.segments).collect(),
+                        Scheduler())
+    by_id = dict(zip(st.runs["id"], st.runs["state"], strict=True))
+    assert by_id == {eid(0): "failed", eid(1): "pending"} and st.active
 
 
 def test_unsubmitted_array_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:

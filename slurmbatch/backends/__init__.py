@@ -114,4 +114,6 @@ def make_backend(executor: Any, options: Mapping[str, Any], **internal: Any) -> 
     if cls is None:
         raise OptionError(f"executor={executor!r} is not available; choose one of: "
                           f"{', '.join(backends)}")
+    if "base" in options:  # slurmbatch's own (retry: the latest plan's options)
+        raise OptionError(f"executor {executor!r} has no option 'base'")
     return cls(**options, **internal)

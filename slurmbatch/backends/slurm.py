@@ -7,6 +7,7 @@ job id is recorded as soon as sbatch returns, so any later process can re-attach
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import shutil
@@ -133,6 +134,16 @@ class DryRun:
         return head + "\n".join(f"--- array {i} ---\n{s}" for i, s in enumerate(self.scripts))
 
 
+def _seconds(value: Any, name: str, least: float) -> float:
+    """A finite number of seconds above ``least`` (at least 1 s for status_interval)."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value) and (value > least if least == 0 else value >= least))
+    if not ok:
+        need = "more than 0" if least == 0 else f"at least {least:g}"
+        raise OptionError(f"{name}={value!r}: give a finite number of seconds, {need}")
+    return float(value)
+
+
 class SlurmBackend(Backend):
     """Submits plans to Slurm; ``run`` waits for them, ``submit`` returns after sbatch.
 
@@ -146,11 +157,9 @@ class SlurmBackend(Backend):
     def __init__(self, *, base: SlurmOptions | None = None, **options: Any) -> None:
         # options are validated by make_options (over ``base``: an earlier plan's options)
         self.dry_run = bool(options.pop("dry_run", False))
-        self.poll = float(options.pop("poll", 2.0))
-        self.status_interval = float(options.pop("status_interval", DEFAULT_INTERVAL))
-        if self.status_interval < 1 or self.poll <= 0:
-            raise OptionError(f"status_interval={self.status_interval} / poll={self.poll}: "
-                              "give status_interval >= 1 s and poll > 0 s")
+        self.poll = _seconds(options.pop("poll", 2.0), "poll", 0.0)
+        self.status_interval = _seconds(options.pop("status_interval", DEFAULT_INTERVAL),
+                                        "status_interval", 1.0)
         self.opts = make_options(options, profiles.load(options.get("profile")), base)
         try:
             self.max_array = cluster_max_array_size()
@@ -161,6 +170,14 @@ class SlurmBackend(Backend):
                           f"{DEFAULT_MAX_ARRAY}", stacklevel=2)
             self.max_array = DEFAULT_MAX_ARRAY
         self.settings = asdict(self.opts)
+
+    @staticmethod
+    def check_folder(folder: BatchFolder) -> None:
+        """Refuse a batch folder whose path would break the sbatch script's lines."""
+        path = str(folder.root.resolve())
+        if any(c in path for c in "\n\r\x00"):
+            raise OptionError(f"the batch folder {path!r} holds a line break: sbatch scripts "
+                              "name it on #SBATCH lines; choose a path without one")
 
     def plan(self, experiments: Iterable[Experiment], done: Collection[str]) -> Plan:
         """Pack by ``runs_per_task`` or ``time_per_run`` if given; otherwise into as many
@@ -239,6 +256,11 @@ class SlurmBackend(Backend):
             print(record, file=sys.stderr)
             return Report(skipped_done=plan.skipped_done,
                           skipped_duplicates=plan.skipped_duplicates)
+        return self.follow(record, plan, job)
+
+    def follow(self, record: PlanRecord, plan: Plan, job: Job) -> Report:
+        """Wait with a progress bar until every task of a submitted plan has ended."""
+        assert job.folder is not None and job.collect is not None
         scheduler = Scheduler(self.status_interval)
         t0 = time.perf_counter()
         st = wait_for(lambda force: compute_status(job.folder, [record], job.collect(),

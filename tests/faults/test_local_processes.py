@@ -18,6 +18,13 @@ import slurmbatch
 from slurmbatch import Batch, Run
 
 from conftest import ROOT
+from harness import Outcome, record, stored
+
+
+def _outcome(root: str, n: int) -> Outcome:
+    counts, bad = stored(Path(root) / "segments")
+    assert not bad
+    return Outcome(n, n - len(counts), sum(1 for c in counts.values() if c > 1), 0)
 
 
 class Victim(Run):
@@ -60,6 +67,11 @@ def test_sigkill_of_a_lane_loses_only_its_running_experiment() -> None:
     report = b(workers=2, bar=False)
     assert report.executed == 1 and report.done == 1
     assert [r.result for r in b.run] == [{"x": x} for x in range(12)]
+    outcome = _outcome("_res/lane", 12)
+    assert (outcome.lost, outcome.duplicated) == (0, 0)
+    record("SIGKILL of a worker (lane) process", "local",
+           "the run on that lane was recorded as failed (LaneDied, signal 9); the other 11 "
+           "finished", "the batch called again: the failed run only", outcome)
 
 
 SCRIPT = """
@@ -135,6 +147,15 @@ def test_sigkill_of_the_batch_process_group_loses_only_running_runs(
         assert started[x] == started_first[x] == 1
     segments = Path("_res/crash/segments")
     assert not list(segments.glob(".*.journal")) and not list(segments.glob(".*.tmp"))
+    outcome = _outcome("_res/crash", n)
+    assert (outcome.lost, outcome.duplicated) == (0, 0)
+    closed = segment_seconds < 1
+    where = "closed" if closed else "still open (its journal held them)"
+    record(f"SIGKILL of the batch process and its lanes (segment {'closed' if closed else 'open'})",
+           "local",
+           f"{len(saved)} of {n} runs had finished and were kept, their segment {where}; "
+           f"{len(started_first) - len(saved)} running run(s) lost",
+           f"the batch called again: it ran the other {n - len(saved)}", outcome)
 
 
 def _graceful(tmp_path: Path, sig: int) -> None:
@@ -156,6 +177,11 @@ def _graceful(tmp_path: Path, sig: int) -> None:
     out, _ = proc.communicate(timeout=120)
     assert f"EXECUTED {n - len(saved)}" in out
     assert _done_xs() == list(range(n))
+    outcome = _outcome("_res/crash", n)
+    assert (outcome.lost, outcome.duplicated) == (0, 0)
+    record(f"{signal.Signals(sig).name} to the batch process", "local",
+           f"it stopped its lanes and saved all {len(saved)} finished runs",
+           f"the batch called again: it ran the other {n - len(saved)}", outcome)
 
 
 def test_sigterm_saves_everything_finished(tmp_path: Path) -> None:
