@@ -250,7 +250,8 @@ class Batch(Study):
         sig = self._sig(cls)
         bad = [k for k in given if not isinstance(k, str)]
         if bad:
-            raise ParameterError(f"parameter names must be strings, got {bad[0]!r}")
+            raise ParameterError(f"parameter names must be strings, got {bad[0]!r}: name the "
+                                 f"parameter as run() does, e.g. {{'x': [...]}}")
         known = [*sig.defaults, *sig.private]
         unknown = [k for k in given if k not in known]
         if unknown and not sig.accepts_any:

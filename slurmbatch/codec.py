@@ -296,7 +296,8 @@ class LeafEncoder:
             try:
                 data = pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:
-                raise Unstorable(f"{what} cannot be pickled either: {exc}") from None
+                raise Unstorable(f"{what} cannot be pickled either: {exc}; return plain data "
+                                 "(numbers, strings, arrays, lists, dicts) instead") from None
             return ("pickle", "", ""), np.frombuffer(data, dtype=np.uint8)
         raise Unstorable(
             f"{what} has no native HDF5 form; return numbers, strings, numpy arrays, or "

@@ -116,7 +116,8 @@ def _values(name: str, values: Any) -> _Factor:
                              f"{type(values).__name__} ({values!r:.60}); wrap a single value "
                              "in a list")
     if len(values) == 0:
-        raise ParameterError(f"option {name!r} has no values: the domain would be empty")
+        raise ParameterError(f"option {name!r} has no values: the domain would be empty; give "
+                             "at least one value, or leave the option out")
     return _Factor(configs=tuple({name: v} for v in values))
 
 

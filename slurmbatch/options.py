@@ -123,7 +123,8 @@ def _shell_lines(value: Any, name: str) -> tuple[str, ...]:
     out = []
     for line in lines:
         if "\x00" in line:
-            raise OptionError(f"{name}: a line contains a NUL character")
+            raise OptionError(f"{name}: a line contains a NUL character, which no shell line "
+                              "holds: remove it")
         for part in line.splitlines():
             if part.lstrip().startswith("#SBATCH"):
                 raise OptionError(f"{name}: {part!r} is an #SBATCH directive; pass directives "
@@ -162,7 +163,7 @@ def _sbatch_extra(value: Any) -> tuple[tuple[str, str | bool], ...]:
         text = str(v)
         if any(c in text for c in "\n\r\x00") or "#SBATCH" in text.upper():
             raise OptionError(f"sbatch[{key!r}]={v!r}: a value may not contain newlines or "
-                              "#SBATCH")
+                              "#SBATCH (it would add directives): give the value on one line")
         out.append((k, text))
     return tuple(sorted(out))
 

@@ -61,7 +61,8 @@ def available() -> list[str]:
 
 def load(name: str | None, project_dir: Path | None = None) -> dict[str, Any]:
     """The options a profile sets ({} when no profile is selected)."""
-    name = name or os.environ.get(ENV) or None
+    if name is None or name == "":  # none given: the environment's, if any
+        name = os.environ.get(ENV) or None
     if name is None:
         return {}
     if not isinstance(name, str) or "/" in name:

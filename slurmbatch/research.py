@@ -368,6 +368,7 @@ class Research(Study):
     def load(cls, name: str, path: str | os.PathLike[str] = "_res") -> Research:
         """Re-open a research from its folder (results, status, wait, cancel, retry)."""
         research = cls(name, path=path)
+        research.folder.check()  # a foreign or newer folder says so
         plan_file = research.folder.research_plan
         if not plan_file.is_file():
             raise StoreError(f"no research {name!r} under {path} ({plan_file} is missing): "
