@@ -127,8 +127,8 @@ class BatchFolder:
             raise StoreError(f"{self.root} is a file, not a batch folder: choose another name "
                              "or path, or move that file away")
         if not self.marker.is_file():
-            # hidden entries are a lock, or the marker of a process creating the folder now
-            if self.root.exists() and any(not p.name.startswith(".")
+            # the lock, or the marker of a process creating the folder right now, are ours
+            if self.root.exists() and any(not _ours_in_creation(p.name)
                                           for p in self.root.iterdir()):
                 raise StoreError(
                     f"{self.root} exists and is not a slurmbatch batch folder (no batch.json): "
@@ -160,6 +160,11 @@ class BatchFolder:
             write_atomic(self.marker, json.dumps(meta, indent=1).encode())
         make_dir(self.segments)
         make_dir(self.plans)
+
+
+def _ours_in_creation(name: str) -> bool:
+    """The lock file, or batch.json being written (write_atomic's temporary name)."""
+    return name == ".lock" or (name.startswith(".batch.json.") and name.endswith(".tmp"))
 
 
 def write_atomic(path: Path, data: bytes) -> None:
