@@ -188,7 +188,7 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
     jobs = {a.job_id: a.submitted for r in records if not r.cancelled for a in r.arrays
             if a.job_id}
     states = scheduler.states(jobs, force=force) if jobs else {}
-    id_parts, since, task_of_run, task_rows = [], [], [], []
+    id_parts, since, task_of_run, task_rows, task_jobs = [], [], [], [], []
     for rec in records:
         ids = load_ids(folder, rec.plan_id)
         for arr in rec.arrays:
@@ -197,6 +197,7 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
                 id_parts.append(ids[start:stop])
                 since.append(np.full(stop - start, rec.created))
                 task_of_run.append(np.full(stop - start, len(task_rows), np.int64))
+                task_jobs.append(arr.job_id or "")
                 task_rows.append((rec.plan_id, arr.index, t,
                                   f"{arr.job_id}_{t}" if arr.job_id and not single
                                   else arr.job_id or "", _task_state(states, arr.job_id, t,
@@ -210,8 +211,7 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
     slurm = np.asarray([row[4] for row in task_rows], dtype=object)
     waiting = np.where(np.isin(slurm, list(RUNNING)), 2, np.where(np.isin(slurm, list(WAITING)),
                                                                   3, 4))
-    code = np.where(outcome == 1, 0, np.where(outcome == 2, 1, waiting[task] if len(task)
-                                              else 4))
+    code = np.where(outcome == 1, 0, np.where(outcome == 2, 1, waiting[task]))
     n = len(task_rows)
     n_done = np.bincount(task[code == 0], minlength=n)
     n_failed = np.bincount(task[code == 1], minlength=n)
@@ -219,12 +219,12 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
                           zip(task_rows, n_done, n_failed, strict=True)],
                          columns=["plan", "array", "task", "job", "slurm_state", "runs", "done",
                                   "failed"])
-    jobs_of_task = np.asarray([r[3].split("_")[0] for r in task_rows], dtype=object)
     runs = pd.DataFrame({"id": ids.astype(object),
                          "state": np.asarray(STATES, dtype=object)[code],
                          "plan": tasks["plan"].to_numpy()[task],
                          "array": tasks["array"].to_numpy()[task],
-                         "task": tasks["task"].to_numpy()[task], "job": jobs_of_task[task]})
+                         "task": tasks["task"].to_numpy()[task],
+                         "job": np.asarray(task_jobs, dtype=object)[task]})
     if len(records) > 1 and runs["id"].duplicated().any():
         # an id submitted again later: its latest submission counts
         keep = ~runs["id"].duplicated(keep="last").to_numpy()

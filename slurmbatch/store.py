@@ -4,8 +4,8 @@ A segment is written whole under a temporary name, fsynced and renamed: a visibl
 ``*.h5`` file is always complete, and its first 512 bytes (an HDF5 user block) hold the
 CRC-32 and size of the rest, so a damaged file is refused, not misread. A writer closes
 its segment every ``rows`` records or ``seconds`` seconds, so a crash loses at most the
-open one. Every writer names its
-files uniquely (task tag, host, pid, sequence, random), so no file has two writers.
+open one. Every writer names its files uniquely (task tag, host, pid, sequence, random),
+so no file has two writers.
 """
 
 from __future__ import annotations

@@ -135,9 +135,9 @@ class DryRun:
 
 
 def _seconds(value: Any, name: str, least: float) -> float:
-    """A finite number of seconds above ``least`` (at least 1 s for status_interval)."""
+    """A finite, positive number of seconds, at least ``least``."""
     ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value) and (value > least if least == 0 else value >= least))
+          and math.isfinite(value) and value > 0 and value >= least)
     if not ok:
         need = "more than 0" if least == 0 else f"at least {least:g}"
         raise OptionError(f"{name}={value!r}: give a finite number of seconds, {need}")
@@ -187,9 +187,10 @@ class SlurmBackend(Backend):
             return make_plan(experiments, done, runs_per_task=self.opts.packing,
                              max_array_size=self.max_array)
         slots = cluster_slots(self.opts)
-        lanes = self.opts.lanes
-        per_task, tasks = (lanes, min(slots, self.max_array)) if slots else (100 * lanes,
-                                                                             self.max_array)
+        if slots:
+            per_task, tasks = self.opts.lanes, min(slots, self.max_array)
+        else:
+            per_task, tasks = 100 * self.opts.lanes, self.max_array
         return make_plan(experiments, done, runs_per_task=per_task, max_tasks=tasks,
                          max_array_size=self.max_array)
 
