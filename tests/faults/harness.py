@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -126,6 +127,18 @@ class Outcome:
     unreadable: int
 
 
+def collect_warned(root: Path, unreadable: set[str]) -> slurmbatch.Results:
+    """Collect ``root``; assert it warned of exactly the ``unreadable`` files and reports them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = slurmbatch.collect(root)
+    warned = {Path(str(w.message).split()[5]).name for w in caught
+              if "skipping unreadable results file" in str(w.message)}
+    assert warned == unreadable, f"warned of {warned}, expected {unreadable}"
+    assert set(res.problems) == unreadable
+    return res
+
+
 def check(root: Path, clean: pd.DataFrame, *, unreadable: set[str] | None = None) -> Outcome:
     """Assert nothing lost, nothing duplicated, nothing half-written, the clean table."""
     segments = root / "segments"
@@ -137,8 +150,7 @@ def check(root: Path, clean: pd.DataFrame, *, unreadable: set[str] | None = None
     half = [p.name for p in segments.iterdir() if p.name.endswith(".tmp")
             or p.name.endswith(".journal")]
     assert not half, f"half-written or unrecovered files left: {half}"
-    res = slurmbatch.collect(root)
-    assert set(res.problems) == (unreadable or set())
+    res = collect_warned(root, unreadable or set())
     table = _comparable(res.df)
     assert (lost, duplicated) == (0, 0), f"{lost} lost, {duplicated} duplicated"
     pd.testing.assert_frame_equal(table[clean.columns.tolist()], clean, check_dtype=False)

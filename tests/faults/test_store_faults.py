@@ -16,7 +16,7 @@ import pytest
 import slurmbatch
 from slurmbatch.store import read_table
 
-from harness import check, clean_table, record, script, start, started
+from harness import check, clean_table, collect_warned, record, script, start, started
 
 RUN = '''
 n, rows = int(sys.argv[1]), int(sys.argv[2])
@@ -65,7 +65,7 @@ def test_truncated_and_garbage_segment_files(tmp_path: Path) -> None:
     (segments / "seg-garbage.h5").write_bytes(os.urandom(4096))
     bad = {truncated.name, garbled.name, "seg-garbage.h5"}
 
-    res = slurmbatch.collect("_res/faults")
+    res = collect_warned(Path("_res/faults"), bad)
     assert set(res.problems) == bad  # reported by name, skipped
     assert len(res.df) == n - rows[truncated.name] - rows[garbled.name]
 
