@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from .backends import Report
 from .backends.slurm import DryRun
@@ -238,6 +239,7 @@ class Batch(Study):
         self.run: list[Run] = []
         """The runs, in the order they were added (``run.index`` is the position)."""
         self._signatures: dict[type, _Signature] = {}
+        self._ids: tuple[int, Run | None, pd.Index] | None = None  # of self.run, cached
 
     # -- adding runs --------------------------------------------------------------------
     def _sig(self, cls: type) -> _Signature:
@@ -371,6 +373,12 @@ class Batch(Study):
             self.run.append(run)
             added.append(run)
         return added
+
+    def _defined_ids(self) -> pd.Index:
+        n, last = len(self.run), (self.run[-1] if self.run else None)
+        if self._ids is None or self._ids[:2] != (n, last):
+            self._ids = (n, last, pd.Index([r._id for r in self.run], dtype=object).unique())
+        return self._ids[2]
 
     # -- queries ---------------------------------------------------------------------
     def get_runs_with(self, **conditions: Any) -> list[Run]:

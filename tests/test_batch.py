@@ -11,6 +11,8 @@ import pytest
 import slurmbatch
 from slurmbatch import Batch, OptionError, ParameterError, Run
 
+from conftest import wait_until_stored
+
 LOG = "executions.log"
 
 
@@ -509,3 +511,32 @@ def test_error_text_with_undecodable_file_names_is_stored() -> None:
     report = b(executor="debug", bar=False)
     assert (report.done, report.failed) == (1, 1)
     assert b.run[0].result == {"file": name} and name in b.run[1].error
+
+
+class FinishesLast(Run):
+    """x=0 waits until x=1 is stored, so two lanes store them as 1, 0."""
+
+    def run(self, x=0):
+        if x == 0:
+            wait_until_stored("_res/order")
+        return {"y": x}
+
+
+def test_results_follow_the_order_runs_were_added_not_finished() -> None:
+    b = Batch("order")
+    b.add_factorial_runs(FinishesLast, {"x": [0, 1]})
+    b(workers=2, bar=False)
+    stored = slurmbatch.collect("_res/order")  # no spec: the order the file holds
+    assert stored.df["y"].tolist() == [1, 0]
+    res = b.results
+    assert res.df["y"].tolist() == [0, 1]
+    assert res.ids == [b.run[0].id, b.run[1].id]
+    assert res.status["id"].tolist() == res.ids
+    assert res.to_df(pivot=False)["value"].tolist() == [0, 1]
+    assert res.filter(y__ge=0).df["y"].tolist() == [0, 1]
+    late = Batch("order")  # another script defining the runs the other way round
+    late.add_factorial_runs(FinishesLast, {"x": [1, 0]})
+    assert late.results.df["y"].tolist() == [1, 0]
+    one = Batch("order")  # rows not defined here follow those that are
+    one.add_run(FinishesLast, {"x": 0})
+    assert one.results.df["y"].tolist() == [0, 1]

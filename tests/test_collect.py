@@ -575,3 +575,36 @@ def test_truncated_journal_keeps_its_intact_rows(tmp_path: Path) -> None:
     copy.write_bytes(data[:-5])  # the last row cut short
     assert len(read_journal(copy)) == 2
     w.close()
+
+
+def test_ordered_puts_given_ids_first_then_stored_order(tmp_path: Path) -> None:
+    segment(tmp_path, [rec(3), rec(1, status=FAILED, error="boom")], tag="a")
+    segment(tmp_path, [rec(2), rec(0), rec(4)], tag="b")
+    res = Collector(tmp_path).collect()
+    assert [int(i, 16) for i in res.df["id"]] == [3, 2, 0, 4]  # stored: file by file
+    # duplicates in the order count once; an id of the order without a row is skipped
+    ordered = res.ordered([eid(0), eid(1), eid(9), eid(0), eid(2)])
+    assert [int(i, 16) for i in ordered.df["id"]] == [0, 2, 3, 4]
+    assert ordered.df["val"].tolist() == [0, 2, 3, 4]
+    assert [int(i, 16) for i in ordered.status["id"]] == [0, 1, 2, 3, 4]
+    assert ordered.status.set_index("id").loc[eid(1), "error"] == "boom"
+    assert ordered.ids == [eid(0), eid(2), eid(3), eid(4)]
+    assert ordered.filter(val__ge=2).df["val"].tolist() == [2, 3, 4]
+    assert len(ordered) == 4 and eid(4) in ordered and ordered.result(eid(2)) == {"val": 2}
+    assert res.df["val"].tolist() == [3, 2, 0, 4]  # the original is unchanged
+
+
+def test_ordered_keeps_iterations_ascending_within_an_id(tmp_path: Path) -> None:
+    def at(i: int, it: int) -> Record:
+        r = rec(i, {"v": 10 * i + it})
+        r.iteration = it
+        return r
+
+    segment(tmp_path, [at(1, 1), at(0, 0), at(1, 0)], tag="a")
+    segment(tmp_path, [at(0, 1)], tag="b")
+    res = Collector(tmp_path, iterations=True).collect().ordered([eid(0), eid(1)])
+    df = res.df
+    assert list(zip(df["id"].map(lambda i: int(i, 16)), df["iteration"])) == [
+        (0, 0), (0, 1), (1, 0), (1, 1)]
+    assert df["v"].tolist() == [0, 1, 10, 11]
+    assert res.to_df(pivot=False)["value"].tolist() == [0, 1, 10, 11]

@@ -16,7 +16,7 @@ from slurmbatch import EC, EP, Domain, E, O, Option, Research, Sampler
 from slurmbatch.errors import OptionError, ParameterError, StoreError
 from slurmbatch.plan import make_plan
 
-from conftest import ROOT, run_script
+from conftest import ROOT, run_script, wait_until_stored
 
 LOG = Path("calls.log")
 
@@ -334,3 +334,18 @@ def test_ways_to_add_a_callable_give_one_plan() -> None:
         Research().add_callable(power, 3, args=[2])
     gen = Research().add_generator("count", two, EC("k"), save_to=["plus", "minus"])
     assert gen.units[0].mode == "generator" and gen.units[0].args == (EC("k"),)
+
+
+def last_first(rep):
+    """Repetition 0 waits until repetition 1 is stored (two workers store 1, 0)."""
+    if rep == 0:
+        wait_until_stored("_res/order")
+    return rep
+
+
+def test_results_follow_the_configs_not_the_finishing_order() -> None:
+    r = Research("order", n_reps=2).add_callable(last_first, E().repetition, save_to="rep")
+    df = r.run(workers=2, bar=False).results.df
+    assert df["repetition"].tolist() == [0, 1] and df["rep"].tolist() == [0, 1]
+    stored = [i for table in r.results.tables for i in table.ids.tolist()]
+    assert stored == df["id"].tolist()[::-1]  # the workers did finish the other way round
