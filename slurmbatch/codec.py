@@ -77,7 +77,8 @@ class Column:
         if kind in ("str", "callable", "repr"):
             return self.data[k]
         if kind == "json":
-            return json.loads(self.data[k])
+            value = json.loads(self.data[k])
+            return _untree(value) if self.pytype == TAGGED else value
         if kind == "bytes":
             return bytes(np.asarray(self.data[k], dtype=np.uint8))
         if kind == "array":
@@ -203,23 +204,75 @@ _LIST_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": o
                 "complex": np.complex128}
 
 
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray) and not v.dtype.hasobject:
-        return v.tolist()
-    raise TypeError(type(v).__name__)
+TAGGED = "tagged"  # pytype of a json column whose text uses the tags below
+_TUPLE, _ARRAY, _BYTES, _COMPLEX, _DICT = "~tuple", "~array", "~bytes", "~complex", "~dict"
+_TAGS = frozenset((_TUPLE, _ARRAY, _BYTES, _COMPLEX, _DICT))
 
 
-def _check_json_keys(v: Any) -> None:
-    if isinstance(v, dict):
-        for k, item in v.items():
-            if not isinstance(k, str):
-                raise Unstorable(f"dict key {k!r} is a {type(k).__name__}, not a string")
-            _check_json_keys(item)
-    elif isinstance(v, (list, tuple)):
-        for item in v:
-            _check_json_keys(item)
+class _Tree:
+    """A nested value -> plain JSON data, with what JSON has no word for tagged.
+
+    Tuples, numpy arrays, bytes and complex numbers become single-key objects
+    (``{"~tuple": [...]}``, ``{"~array": {"d": dtype, "s": shape, "b": base64}}``, ...);
+    a dict that itself has a single tag-like key is wrapped as ``{"~dict": {...}}``.
+    ``tagged`` says whether any tag was needed (if not, the text is plain JSON).
+    """
+
+    def __init__(self) -> None:
+        self.tagged = False
+
+    def __call__(self, v: Any) -> Any:
+        t = type(v)
+        if t is str or t is float or t is bool or t is int or v is None:
+            return v
+        if t is list:
+            return [self(x) for x in v]
+        if t is dict:
+            out = {}
+            for k, x in v.items():
+                if type(k) is not str:
+                    raise Unstorable(f"dict key {k!r} is a {type(k).__name__}, not a string")
+                out[k] = self(x)
+            if len(out) == 1 and next(iter(out)) in _TAGS:
+                return self._tag(_DICT, out)
+            return out
+        if t is tuple:
+            return self._tag(_TUPLE, [self(x) for x in v])
+        if isinstance(v, np.generic) and v.dtype.kind in "biufUS":
+            return self(v.item())  # numpy scalars come back as Python scalars
+        if isinstance(v, np.ndarray) and v.dtype.kind in "biufcUS":
+            return self._tag(_ARRAY, _payload_to_json("array", v))
+        if t is bytes:
+            return self._tag(_BYTES, base64.b64encode(v).decode())
+        if t is complex or isinstance(v, np.complexfloating):
+            return self._tag(_COMPLEX, [v.real, v.imag])
+        raise Unstorable(f"a {t.__name__} inside it has no native form")
+
+    def _tag(self, tag: str, payload: Any) -> dict[str, Any]:
+        self.tagged = True
+        return {tag: payload}
+
+
+def _untree(node: Any) -> Any:
+    """The value ``_Tree`` encoded (from its parsed JSON)."""
+    t = type(node)
+    if t is list:
+        return [_untree(x) for x in node]
+    if t is not dict:
+        return node
+    if len(node) == 1:
+        ((tag, x),) = node.items()
+        if tag == _TUPLE:
+            return tuple(_untree(y) for y in x)
+        if tag == _ARRAY:
+            return np.array(_payload_from_json("array", x))
+        if tag == _BYTES:
+            return base64.b64decode(x)
+        if tag == _COMPLEX:
+            return complex(x[0], x[1])
+        if tag == _DICT:
+            return {k: _untree(y) for k, y in x.items()}
+    return {k: _untree(y) for k, y in node.items()}
 
 
 _FAST_SIGS = {float: ("float", "", ""), str: ("str", "", ""), bool: ("bool", "", ""),
@@ -281,11 +334,12 @@ class LeafEncoder:
         return self._fallback(v, f"a value of type {t.__name__}")
 
     def _json(self, v: Any) -> tuple[tuple[str, str, str], Any]:
+        tree = _Tree()
         try:
-            _check_json_keys(v)
-            return ("json", "", ""), json.dumps(v, default=_json_default)
-        except (TypeError, ValueError, Unstorable) as exc:
+            data = tree(v)
+        except (Unstorable, RecursionError) as exc:
             return self._fallback(v, f"a {type(v).__name__} that is not plain data ({exc})")
+        return ("json", TAGGED if tree.tagged else "", ""), json.dumps(data)
 
     def _fallback(self, v: Any, what: str) -> tuple[tuple[str, str, str], Any]:
         if self.keep_objects:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -45,3 +48,24 @@ def wait_until_stored(folder: str, n: int = 1, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while len(slurmbatch.collect(folder)) < n and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal in value and in type, recursively (nan == nan; arrays by dtype, shape, content)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
+            return False
+        if a.dtype.kind != "U" and a.dtype != b.dtype:  # str width may differ, nothing else
+            return False
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, complex):
+        return same(a.real, b.real) and same(a.imag, b.imag)
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)

@@ -50,6 +50,8 @@ from slurmbatch.layout import FOLDER_FORMAT
 from slurmbatch.options import _ALIASES, OPTION_NAMES, RESERVED_SBATCH, SlurmOptions, make_options
 from slurmbatch.planfile import PLAN_FORMAT, ArrayRecord, PlanRecord
 
+from conftest import same
+
 PROPERTY = settings(max_examples=200, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
@@ -423,19 +425,6 @@ CHUNK = st.one_of(st.text(min_size=1, max_size=16),
 HUGE = st.builds(lambda chunk, n: chunk * n, CHUNK, st.integers(1 << 10, 1 << 16))
 
 
-def same(a: Any, b: Any) -> bool:
-    """Equal in value and type, recursively; NaN equals NaN."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, list):
-        return len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b
-
-
 @PROPERTY
 @given(value=st.one_of(RAGGED, DEEP_RAGGED, HUGE), form=st.sampled_from(["top", "dict", "list"]))
 def test_ragged_lists_and_huge_strings_round_trip(value: Any, form: str) -> None:
@@ -448,6 +437,36 @@ def test_ragged_lists_and_huge_strings_round_trip(value: Any, form: str) -> None
     assert (report.done, report.failed) == (1, 0), run.error
     assert same(run.result, result)
     assert batch.results.ids == [run.id]
+
+
+TAG_KEYS = st.sampled_from(["~tuple", "~dict", "~array", "~bytes", "~complex"])
+SMALL_ARRAYS = arrays(st.sampled_from([np.int64, np.int8, np.float32, np.float64, np.bool_,
+                                       np.complex128, "<U3"]),
+                      st.sampled_from([(), (0,), (2,), (2, 3)]))
+NESTED_LEAVES = st.one_of(SCALARS, st.binary(max_size=4), st.complex_numbers(), SMALL_ARRAYS)
+NESTED = st.recursive(
+    NESTED_LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=3), TAG_KEYS), inner, max_size=3)),
+    max_leaves=10)
+
+
+@PROPERTY
+@given(value=NESTED.filter(lambda v: isinstance(v, (list, tuple))),
+       form=st.sampled_from(["top", "dict", "list"]), disk=st.booleans())
+def test_nested_values_round_trip_exactly(value: Any, form: str, disk: bool) -> None:
+    """Tuples, arrays, bytes and complex numbers inside lists (and dicts inside those,
+    even with keys that look like the format's tags) come back equal and of the same
+    type, from the segment file or from memory."""
+    result = {"top": value, "dict": {"r": value, "n": 1}, "list": [value, "x"]}[form]
+    batch = Batch(fresh("nested"), saveresult=disk)
+    run = batch.add_run(Returns, _value=result)
+    report = batch(executor="debug", bar=False)
+    assert (report.done, report.failed) == (1, 0), run.error
+    assert same(run.result, result), (run.result, result)
+    assert len(batch.results.df) == 1
 
 
 # -- option names and values --------------------------------------------------------------------

@@ -24,6 +24,8 @@ from slurmbatch.codec import Table, TableBuilder, concat_tables
 from slurmbatch.records import DONE, FAILED, Record
 from slurmbatch.store import MemorySink, SegmentWriter, read_table, write_table
 
+from conftest import same
+
 NAN, INF = float("nan"), float("inf")
 
 
@@ -48,27 +50,6 @@ def build(values: list, *, start: int = 0, allow_pickle: bool = False, host: str
 
 def roundtrip(tmp_path: Path, table: Table, name: str = "seg-test.h5") -> Table:
     return read_table(write_table(tmp_path / name, table))
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal in value and in type, recursively (nan == nan; arrays by dtype, shape, content)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, np.ndarray):
-        if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
-            return False
-        if a.dtype.kind != "U" and a.dtype != b.dtype:  # str width may differ, nothing else
-            return False
-        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, complex):
-        return same(a.real, b.real) and same(a.imag, b.imag)
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
 
 
 class Opaque:
@@ -140,6 +121,15 @@ CASES: dict[str, list[Any]] = {
     "nested_list": [[[1, 2], [3]], [1, "a", None, 2.5], [], [[]], [2**70, 1]],
     "nested_dict": [{"a": {"b": {"c": 1}, "d": "x"}, "e": [1, 2], "f": np.arange(2)}],
     "empty_dict": [{}, {"a": {}}],
+    # nested values that JSON alone would change: tagged JSON keeps them exact
+    "nested_tuples": [[(1, 2), (3,)], ((1, "a"), [2, (None,)]), (), [()], {"t": (1, "b")},
+                      (1, "a", None)],
+    "nested_arrays": [[np.arange(3), np.arange(2.0)], [np.array(["a", "bc"]), 1],
+                      {"h": [np.zeros((2, 2), np.float32), np.array(7, np.int16)]},
+                      [np.array([1j]), np.array([], dtype=np.uint8)]],
+    "nested_bytes_complex": [[b"\x00ab", 1j], (b"", complex(NAN, -INF)), [{"c": 2j}]],
+    "tag_like_keys": [[{"~tuple": 1}], [{"~dict": {"~array": 2}}], [{"~bytes": "x", "y": 1}],
+                      [{"~tuple": [1, 2]}, (1,)]],
 }
 
 
@@ -178,6 +168,27 @@ def test_segment_writer_roundtrip_keeps_value_and_type(tmp_path: Path, case: str
     assert len(got) == len(rows)
     for i, v in enumerate(rows):
         assert same(got[f"{i:040x}"], v), (i, got[f"{i:040x}"])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_journal_roundtrip_keeps_value_and_type(tmp_path: Path, case: str) -> None:
+    """Records of an open segment, read back from its journal (what a killed writer
+    leaves), are the same values with the same types."""
+    rows = rows_of(CASES[case])
+    w = SegmentWriter(tmp_path, tag="t")
+    for i, v in enumerate(rows):
+        assert w.add(rec(i, v)).status == DONE
+    (journal,) = tmp_path.glob(".*.journal")
+    t = store.read_journal(journal)
+    for i, v in enumerate(rows):
+        assert same(t.value(i), v), (i, t.value(i))
+    w.close()
+
+
+def test_nested_numpy_scalars_come_back_as_python_scalars(tmp_path: Path) -> None:
+    t = roundtrip(tmp_path, build([[np.float32(1.5), (np.int8(-3),)]]))
+    got = t.value(0)
+    assert got == [1.5, (-3,)] and type(got[0]) is float and type(got[1][0]) is int
 
 
 def test_numpy_scalars_come_back_as_python_scalars(tmp_path: Path) -> None:
