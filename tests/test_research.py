@@ -186,16 +186,23 @@ def test_samplers_with_a_seed_give_the_same_configs() -> None:
     assert ((d1["lr"] >= 0) & (d1["lr"] < 1)).all()
 
 
-def test_two_workers_halve_sleep_bound_experiments() -> None:
-    def timed(workers: int) -> float:
-        t0 = time.perf_counter()
-        Research(n_reps=4).add_callable(nap, seconds=0.5, save_to="pid").run(
-            dump_results=False, workers=workers, bar=False)
-        return time.perf_counter() - t0
+def span(seconds=0.3):
+    start = time.time()
+    time.sleep(seconds)
+    return os.getpid(), start, time.time()
 
-    serial, parallel = timed(1), timed(2)
-    assert serial >= 2.0
-    assert parallel < 0.7 * serial, (serial, parallel)
+
+def test_two_workers_run_experiments_at_the_same_time() -> None:
+    df = Research(n_reps=4).add_callable(span, save_to="s").run(
+        dump_results=False, workers=2, bar=False).results.df
+    spans = df["s"].tolist()  # (pid, start, end) of each experiment
+    assert len({pid for pid, _, _ in spans}) == 2
+    overlaps = [(a, b) for a in spans for b in spans
+                if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]
+    assert overlaps, spans  # experiments of the two workers ran at once, not in turn
+    one = Research(n_reps=2).add_callable(span, save_to="s").run(
+        dump_results=False, workers=1, bar=False).results.df["s"].tolist()
+    assert len({pid for pid, _, _ in one}) == 1 and one[0][2] <= one[1][1]
 
 
 def test_each_worker_sees_its_devices() -> None:
