@@ -228,29 +228,50 @@ class _Tree:
         if t is list:
             return [self(x) for x in v]
         if t is dict:
-            out = {}
-            for k, x in v.items():
-                if type(k) is not str:
-                    raise Unstorable(f"dict key {k!r} is a {type(k).__name__}, not a string")
-                out[k] = self(x)
-            if len(out) == 1 and next(iter(out)) in _TAGS:
-                return self._tag(_DICT, out)
-            return out
+            return self._dict(v)
         if t is tuple:
             return self._tag(_TUPLE, [self(x) for x in v])
-        if isinstance(v, np.generic) and v.dtype.kind in "biufUS":
-            return self(v.item())  # numpy scalars come back as Python scalars
-        if isinstance(v, np.ndarray) and v.dtype.kind in "biufcUS":
+        # subclasses (enums, Counter, OrderedDict, namedtuple, np.str_ ...) as their base
+        if isinstance(v, str):
+            return str.__str__(v)
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        if isinstance(v, int | np.integer):
+            return int(v)
+        if isinstance(v, float | np.floating):
+            return float(v)  # as a top-level numpy scalar (long doubles too)
+        if isinstance(v, complex | np.complexfloating):
+            return self._tag(_COMPLEX, [float(v.real), float(v.imag)])
+        if isinstance(v, dict):
+            return self._dict(v)
+        if isinstance(v, list):
+            return [self(x) for x in v]
+        if isinstance(v, tuple):
+            return self._tag(_TUPLE, [self(x) for x in v])
+        if _is_plain_array(v) and v.dtype.kind in "biufcUS":
             return self._tag(_ARRAY, _payload_to_json("array", v))
-        if t is bytes:
+        if isinstance(v, bytes):
             return self._tag(_BYTES, base64.b64encode(v).decode())
-        if t is complex or isinstance(v, np.complexfloating):
-            return self._tag(_COMPLEX, [v.real, v.imag])
         raise Unstorable(f"a {t.__name__} inside it has no native form")
+
+    def _dict(self, v: dict) -> Any:
+        out = {}
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise Unstorable(f"dict key {k!r} is a {type(k).__name__}, not a string")
+            out[str.__str__(k)] = self(x)
+        if len(out) == 1 and next(iter(out)) in _TAGS:
+            return self._tag(_DICT, out)
+        return out
 
     def _tag(self, tag: str, payload: Any) -> dict[str, Any]:
         self.tagged = True
         return {tag: payload}
+
+
+def _is_plain_array(v: Any) -> bool:
+    """A numpy array whose data is all it says (a masked array's mask would be lost)."""
+    return isinstance(v, np.ndarray) and not isinstance(v, np.ma.MaskedArray)
 
 
 def _untree(node: Any) -> Any:
@@ -309,7 +330,7 @@ class LeafEncoder:
             return ("json", "", ""), json.dumps(int(v))
         if t is bytes or t is np.bytes_:
             return ("bytes", "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
-        if isinstance(v, np.ndarray) and v.dtype.kind in "biufcUS":
+        if _is_plain_array(v) and v.dtype.kind in "biufcUS":
             dt = v.dtype.str if v.dtype.kind not in "US" else v.dtype.str[:2]
             return ("array", "", f"{dt}/{v.ndim}"), v
         if t is list or t is tuple:
@@ -329,6 +350,8 @@ class LeafEncoder:
             return ("json", "", ""), json.dumps(v)
         if isinstance(v, dict):
             return self._json(v)
+        if isinstance(v, int | float | str):  # IntEnum, StrEnum, ...: as their base type
+            return self.leaf(_Tree()(v))
         if self.callables_as_names and callable(v):
             return ("callable", "", ""), callable_name(v) or repr(v)
         return self._fallback(v, f"a value of type {t.__name__}")
@@ -336,10 +359,12 @@ class LeafEncoder:
     def _json(self, v: Any) -> tuple[tuple[str, str, str], Any]:
         tree = _Tree()
         try:
-            data = tree(v)
-        except (Unstorable, RecursionError) as exc:
+            text = json.dumps(tree(v))
+        except RecursionError:
+            return self._fallback(v, f"a {type(v).__name__} nested too deeply")
+        except (Unstorable, TypeError, ValueError) as exc:
             return self._fallback(v, f"a {type(v).__name__} that is not plain data ({exc})")
-        return ("json", TAGGED if tree.tagged else "", ""), json.dumps(data)
+        return ("json", TAGGED if tree.tagged else "", ""), text
 
     def _fallback(self, v: Any, what: str) -> tuple[tuple[str, str, str], Any]:
         if self.keep_objects:

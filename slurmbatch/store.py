@@ -28,6 +28,7 @@ import numpy as np
 
 from .codec import (
     SCALAR_KINDS,
+    TAGGED,
     Column,
     Row,
     RowEncoder,
@@ -41,7 +42,9 @@ from .layout import FILE_MODE, fsync_dir
 from .records import STATUS_NAMES, Record
 
 SEGMENT_FORMAT = "slurmbatch-segment"
-SEGMENT_VERSION = 2  # 1: one HDF5 object per field (still read)
+SEGMENT_VERSION = 3  # the newest written and read: json columns may hold tagged JSON
+PLAIN_VERSION = 2  # the same layout without tagged JSON: what a file without it says, so
+#                    that a slurmbatch reading only version 2 still reads it
 SEGMENT_SUFFIX = ".h5"
 DEFAULT_SEGMENT_ROWS = 50_000
 DEFAULT_SEGMENT_SECONDS = 30.0
@@ -372,10 +375,12 @@ _META = np.dtype([("kind", np.uint16), ("iteration", np.int64), ("status", np.ui
 
 
 def _write(f: h5py.File, t: Table) -> None:
-    """Format version 2: few objects per file, so that reading many files is fast."""
+    """Format version 2 (3 with tagged JSON): few objects per file, so that reading many
+    files is fast."""
     n = len(t)
     f.attrs["format"] = SEGMENT_FORMAT
-    f.attrs["format_version"] = SEGMENT_VERSION
+    tagged = any(c.kind == "json" and c.pytype == TAGGED for c in (*t.params, *t.values))
+    f.attrs["format_version"] = SEGMENT_VERSION if tagged else PLAIN_VERSION
     attrs = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
              for k, v in t.attrs.items()
              if k not in ("format", "format_version", "rows", "created", "file")}
@@ -501,13 +506,13 @@ def read_table(path: Path) -> Table:
         if version > SEGMENT_VERSION:
             raise SegmentFormatError(f"segment format version {version} is newer than this "
                                      f"slurmbatch reads ({SEGMENT_VERSION}): upgrade slurmbatch")
-        if version < SEGMENT_VERSION:
+        if version < PLAIN_VERSION:
             raise SegmentFormatError(f"segment format version {version} is older than this "
-                                     f"slurmbatch reads ({SEGMENT_VERSION})")
-        return _read_v2(f)
+                                     f"slurmbatch reads ({PLAIN_VERSION} to {SEGMENT_VERSION})")
+        return _read_v2(f, version)
 
 
-def _read_v2(f: h5py.File) -> Table:
+def _read_v2(f: h5py.File, version: int) -> Table:
     info = json.loads(f["info"][()])
     n = int(info["rows"])
     raw = f["rows/id"][()]
@@ -521,7 +526,7 @@ def _read_v2(f: h5py.File) -> Table:
     if info["errors"]:
         erows = f["errors/rows"][()]
         errors = {int(i): str(s) for i, s in zip(erows, _read_text(f["errors/text"]))}
-    attrs = {"format": SEGMENT_FORMAT, "format_version": SEGMENT_VERSION, "rows": n,
+    attrs = {"format": SEGMENT_FORMAT, "format_version": version, "rows": n,
              "created": info["created"], **info["attrs"]}
     return Table(
         ids=ids, kinds=info["kinds"], kind_codes=meta["kind"], iteration=meta["iteration"],

@@ -71,6 +71,7 @@ class Study:
                                     iterations=iterations)
         self._memory: list[MemorySink] = []
         self._results: Results | None = None
+        self._ordered: tuple[Results, pd.Index, Results] | None = None  # (from, ids, ordered)
         self._refreshed = 0.0
         self._scheduler = Scheduler()
 
@@ -84,7 +85,14 @@ class Study:
             results = Results([t for m in self._memory for t in m.tables],
                               iterations=self._iterations, allow_pickle=True)
         ids = self._defined_ids()
-        self._results = results.ordered(ids) if len(ids) else results
+        if not len(ids):
+            self._results = results
+        elif (self._ordered is not None and self._ordered[0] is results
+              and self._ordered[1] is ids):
+            self._results = self._ordered[2]  # nothing new: keep its built tables
+        else:
+            self._results = results.ordered(ids)
+            self._ordered = (results, ids, self._results)
         self._refreshed = time.monotonic()
         return self._results
 

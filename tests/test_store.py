@@ -185,6 +185,60 @@ def test_journal_roundtrip_keeps_value_and_type(tmp_path: Path, case: str) -> No
     w.close()
 
 
+def test_tagged_json_is_plain_json_and_marks_the_file_version_3(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A json column with tags says pytype 'tagged', its text is plain JSON, and its file
+    says format_version 3, which a reader of version 2 only refuses instead of misreading."""
+    path = write_table(tmp_path / "seg-tagged.h5", build([{"t": [(1, 2), b"x"]}]))
+    plain = write_table(tmp_path / "seg-plain.h5", build([{"t": [[1, 2], "x"]}]))
+    with h5py.File(path, "r") as f, h5py.File(plain, "r") as g:
+        assert f.attrs["format_version"] == 3 and g.attrs["format_version"] == 2
+        (col,) = json.loads(f["info"][()])["values"]
+        assert (col["kind"], col["pytype"]) == ("json", "tagged")
+        assert json.loads(f["values/c00000"].asstr()[0]) == [{"~tuple": [1, 2]},
+                                                             {"~bytes": "eA=="}]
+    assert read_table(path).value(0) == {"t": [(1, 2), b"x"]}
+    monkeypatch.setattr(store, "SEGMENT_VERSION", 2)  # a slurmbatch that knows only 2
+    with pytest.raises(store.SegmentFormatError, match=r"version 3 is newer.*upgrade"):
+        read_table(path)
+    assert read_table(plain).value(0) == {"t": [[1, 2], "x"]}
+
+
+def test_subclasses_of_plain_types_are_stored_as_their_base(tmp_path: Path) -> None:
+    import collections
+    import enum
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    point = collections.namedtuple("point", "x y")
+    counts = dict(zip(*np.unique(["a", "b", "a"], return_counts=True), strict=True))
+    value = {"level": Level.LOW, "color": Color.RED, "counts": counts,
+             "nested": [Level.LOW, {Color.RED: collections.Counter("aab")}, point(1, 2),
+                        collections.OrderedDict(a=np.float32(0.5))]}
+    t = roundtrip(tmp_path, build([value]))
+    got = t.value(0)
+    assert got == {"level": 1, "color": "red", "counts": {"a": 2, "b": 1},
+                   "nested": [1, {"red": {"a": 2, "b": 1}}, (1, 2), {"a": 0.5}]}
+    assert type(got["level"]) is int and type(got["color"]) is str
+    assert type(got["nested"][2]) is tuple
+
+
+def test_masked_arrays_and_nested_complex64_are_handled(tmp_path: Path) -> None:
+    """A masked array would lose its mask: refused (or pickled), not stored silently;
+    numpy complex64 inside a list is stored as a complex number."""
+    b = TableBuilder()
+    for i, v in enumerate([np.ma.array([1, 2], mask=[0, 1]), [np.ma.array([1], mask=[1])]]):
+        r = b.add(rec(i, {"m": v}))
+        assert r.status == FAILED and "MaskedArray" in r.error and "pickle_results" in r.error
+    assert TableBuilder(allow_pickle=True).add(rec(0, {"m": np.ma.array([1])})).status == DONE
+    got = roundtrip(tmp_path, build([[np.complex64(1 + 2j), "x"]])).value(0)
+    assert got == [1 + 2j, "x"] and type(got[0]) is complex
+
+
 def test_nested_numpy_scalars_come_back_as_python_scalars(tmp_path: Path) -> None:
     t = roundtrip(tmp_path, build([[np.float32(1.5), (np.int8(-3),)]]))
     got = t.value(0)
