@@ -225,13 +225,13 @@ class _Tree:
         t = type(v)
         if t is str or t is float or t is bool or t is int or v is None:
             return v
-        if t is list:
+        # containers and subclasses (enums, Counter, namedtuple, np.str_ ...) as their base
+        if isinstance(v, list):
             return [self(x) for x in v]
-        if t is dict:
+        if isinstance(v, dict):
             return self._dict(v)
-        if t is tuple:
+        if isinstance(v, tuple):
             return self._tag(_TUPLE, [self(x) for x in v])
-        # subclasses (enums, Counter, OrderedDict, namedtuple, np.str_ ...) as their base
         if isinstance(v, str):
             return str.__str__(v)
         if isinstance(v, bool | np.bool_):
@@ -242,12 +242,6 @@ class _Tree:
             return float(v)  # as a top-level numpy scalar (long doubles too)
         if isinstance(v, complex | np.complexfloating):
             return self._tag(_COMPLEX, [float(v.real), float(v.imag)])
-        if isinstance(v, dict):
-            return self._dict(v)
-        if isinstance(v, list):
-            return [self(x) for x in v]
-        if isinstance(v, tuple):
-            return self._tag(_TUPLE, [self(x) for x in v])
         if _is_plain_array(v) and v.dtype.kind in "biufcUS":
             return self._tag(_ARRAY, _payload_to_json("array", v))
         if isinstance(v, bytes):
