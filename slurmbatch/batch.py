@@ -23,8 +23,9 @@ import pandas as pd
 
 from .backends import Report
 from .backends.slurm import DryRun
-from .errors import IdError, OptionError, ParameterError
-from .experiment import Experiment
+from .codec import key_clash
+from .errors import IdError, OptionError, ParameterError, StoreError
+from .experiment import Experiment, detached
 from .ids import Encoder
 from .layout import make_dir
 from .planfile import PlanRecord
@@ -84,6 +85,24 @@ def _signature(cls: type) -> _Signature:
     return _Signature(defaults, private, accepts_any)
 
 
+def _is_index(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _own_set_id(cls: type) -> bool:
+    """Does ``cls`` define ``set_id`` itself? An inherited one is refused: the parent's
+    ids would be the child's too, for a class whose ``run`` differs."""
+    owner = next(c for c in cls.__mro__ if "set_id" in c.__dict__)
+    if owner is cls:
+        return True
+    if owner is Run or owner is ResultRun:
+        return False
+    raise IdError(f"run class {cls.__qualname__} inherits set_id from {owner.__qualname__}: "
+                  f"the ids of both would be the same for the same parameters though their "
+                  f"run() may differ; fix: define set_id in {cls.__qualname__} too (e.g. "
+                  f"prefix the parent's id with a name of its own)")
+
+
 @dataclass(frozen=True)
 class RunTarget:
     """Executes a Run class for an experiment (what the worker calls)."""
@@ -92,8 +111,9 @@ class RunTarget:
 
     def execute(self, exp: Experiment) -> Iterator[tuple[int, Any]]:
         run = self.cls.__new__(self.cls)
-        run._bind(None, exp.params, exp.id, -1, exp.kind, exp.extra)
-        yield 0, run.run(**exp.params, **exp.extra)
+        params, extra = detached(exp.params), detached(exp.extra)
+        run._bind(None, params, exp.id, -1, exp.kind, extra)
+        yield 0, run.run(**params, **extra)
 
 
 class Run:
@@ -106,8 +126,28 @@ class Run:
 
     kind: ClassVar[str | None] = None
 
-    def __init__(self, batch: Batch | None = None, **parameters: Any) -> None:
-        self._bind(batch, parameters, "", -1, "", {})
+    def __init__(self, batch: Batch | None = None, saveresult: bool = True,
+                 **parameters: Any) -> None:
+        """A run of ``batch`` made directly, as batchpy allows: ``MyRun(batch, A=2)``.
+
+        Its parameters and id are those ``batch.add_run(MyRun, {'A': 2})`` would give,
+        but it is not added to ``batch.run``; calling it computes it in this process
+        (stored in the batch's folder, or kept on the run with ``saveresult=False``).
+        Without a batch the run is unbound: it has no id and cannot be computed.
+        """
+        if batch is None:  # unbound: e.g. to call its methods in a test
+            self._bind(None, parameters, "", -1, "", {})
+            return
+        if not isinstance(batch, Batch):
+            raise ParameterError(
+                f"{type(self).__name__}({batch!r}, ...): a run needs the Batch it belongs to "
+                f"as first argument; the usual way is batch.add_run({type(self).__name__}, "
+                "{...parameters...})")
+        if not isinstance(saveresult, bool):
+            raise OptionError(f"saveresult={saveresult!r}: give True or False")
+        made = batch._make_run(type(self), parameters, Encoder())
+        self._bind(batch, made._parameters, made._id, -1, made._kind, made._private)
+        self._kept: tuple[Any] | None = None if saveresult else ()
 
     def _bind(self, batch: Batch | None, parameters: Mapping[str, Any], run_id: str,
               index: int, kind: str, private: Mapping[str, Any]) -> None:
@@ -194,8 +234,16 @@ class Run:
 
     def __call__(self) -> Any:
         """Compute this run now (in this process) unless it is done; return its result."""
+        kept = getattr(self, "_kept", None)
+        if kept is not None:  # made directly with saveresult=False: the result stays here
+            if not kept:
+                self._kept = (self.run(**detached(self._parameters), **detached(self._private)),)
+            return self._kept[0]
         if not self.done and self._batch is not None:
-            self._batch(runs=[self._index], executor="debug", bar=False)
+            if self._index >= 0:
+                self._batch(runs=[self._index], executor="debug", bar=False)
+            else:  # made directly, not in batch.run
+                self._batch._execute([self._batch._experiment(self)], "debug", False, {})
         return self.result
 
     def __repr__(self) -> str:
@@ -236,6 +284,10 @@ class Batch(Study):
                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> None:
         super().__init__(name, path, saveresult, pickle_results=pickle_results,
                          segment_rows=segment_rows, segment_seconds=segment_seconds)
+        if saveresult and self.folder.research_plan.is_file():
+            raise StoreError(f"{self.folder.root} holds a research, not a batch: give the "
+                             f"batch another name, or re-open the research with "
+                             f"slurmbatch.Research.load({name!r}, {str(path)!r})")
         self.run: list[Run] = []
         """The runs, in the order they were added (``run.index`` is the position)."""
         self._signatures: dict[type, _Signature] = {}
@@ -264,12 +316,16 @@ class Batch(Study):
         private = dict(sig.private)
         for k, v in given.items():
             (private if k.startswith("_") else params)[k] = v
+        if any(type(v) is dict or "." in k for k, v in params.items()):
+            clash = key_clash(params)
+            if clash:
+                raise ParameterError(f"run class {cls.__qualname__}: parameter {clash}")
         missing = [k for k, v in (params | private).items() if v is _REQUIRED]
         if missing:
             raise ParameterError(f"run class {cls.__qualname__} needs parameter(s) "
                                  f"{', '.join(missing)}: give them to add_run")
         run = cls.__new__(cls)
-        kind = encoder.kind_of(cls)
+        kind = encoder.kind_of(cls, local_ok=_own_set_id(cls))
         run._bind(self, params, "", len(self.run), kind, private)
         custom = run.set_id(params)
         if custom is None:
@@ -314,7 +370,8 @@ class Batch(Study):
         combos = itertools.product(*options.values())
         first = self._make_run(runclass, dict(zip(keys, next(combos))), encoder)  # validates
         with no_gc():
-            if type(first).set_id is not Run.set_id:  # ids of the user's own: one by one
+            nested = any(type(v) is dict for vals in options.values() for v in vals)
+            if type(first).set_id is not Run.set_id or nested:  # one by one, each checked
                 runs = [first, *(self._make_run(runclass, dict(zip(keys, combo)), encoder)
                                  for combo in combos)]
             else:
@@ -401,9 +458,15 @@ class Batch(Study):
             target = self.path / f"{self.name}_ids.{format}"
         else:
             target = Path(filename)
+            if target.is_dir():
+                raise OptionError(f"save_ids({str(target)!r}): that is a folder; give a file "
+                                  f"name, e.g. {str(target / (self.name + '_ids.npy'))!r}")
             format = target.suffix.lstrip(".")
             if format not in ("npy", "py"):
                 raise OptionError(f"{target}: the file name must end in .npy or .py")
+        if target.is_dir():
+            raise OptionError(f"{target} is a folder: remove it, or give save_ids a file "
+                              "name")
         ids = [r.id for r in self.run]
         if format == "npy":
             np.save(target, np.asarray(ids, dtype=str))
@@ -472,6 +535,11 @@ class Batch(Study):
                                   run._private))
         return experiments, unknown
 
+    @staticmethod
+    def _experiment(run: Run) -> Experiment:
+        return Experiment(run._id, run._kind, run._parameters, RunTarget(type(run)), None,
+                          run._private)
+
     # -- Slurm ---------------------------------------------------------------------------
     def submit(self, runs: int | Iterable[int] | None = None, *, dry_run: bool = False,
                **options: Any) -> PlanRecord | DryRun | None:
@@ -485,14 +553,20 @@ class Batch(Study):
         return self._submit_experiments(experiments, dry_run, options)
 
     def _select(self, runs: int | Iterable[int] | None) -> list[Run]:
-        if runs is None or (isinstance(runs, int) and runs < 0):
+        if runs is None or (_is_index(runs) and runs < 0):  # type: ignore[operator]
             return self.run
-        indices = [runs] if isinstance(runs, (int, np.integer)) else list(runs)
-        try:
-            return [self.run[int(i)] for i in indices]
-        except (IndexError, TypeError, ValueError):
-            raise ParameterError(f"runs={runs!r}: give run indices between 0 and "
-                                 f"{len(self.run) - 1}") from None
+        fix = (f"give a run index or a list of them, between 0 and {len(self.run) - 1} "
+               "(or None for every run)")
+        if _is_index(runs):
+            indices = [runs]
+        elif isinstance(runs, (str, bytes, Mapping)) or not isinstance(runs, Iterable):
+            raise ParameterError(f"runs={runs!r} is a {type(runs).__name__}: {fix}")
+        else:
+            indices = list(runs)
+        bad = [i for i in indices if not _is_index(i) or not 0 <= i < len(self.run)]
+        if bad:
+            raise ParameterError(f"runs={runs!r}: {bad[0]!r} is not a run index; {fix}")
+        return [self.run[int(i)] for i in indices]
 
     def __len__(self) -> int:
         return len(self.run)

@@ -384,9 +384,46 @@ def flatten(value: Any, enc: LeafEncoder) -> tuple[int, list[tuple[tuple[str, ..
     if type(value) is dict and all(type(k) is str for k in value):
         leaves: list[tuple[tuple[str, ...], tuple, Any]] = []
         _flatten_dict(value, (), enc, leaves)
+        if any("." in k for path, _, _ in leaves for k in path):
+            clash = column_clash([path for path, _, _ in leaves])
+            if clash:
+                raise Unstorable(clash)
         return FORM_DICT, leaves
     sig, payload = enc.leaf(value)
     return FORM_VALUE, [((), sig, payload)]
+
+
+def column_clash(paths: Iterable[tuple[str, ...]]) -> str | None:
+    """Why two key paths would share one column name (``'a.b'`` and ``'a' -> 'b'``), or
+    None: columns are named by their dotted path."""
+    seen: dict[str, tuple[str, ...]] = {}
+    for path in paths:
+        name = ".".join(path)
+        other = seen.setdefault(name, path)
+        if other != path:
+            show = " -> ".join(map(repr, other)), " -> ".join(map(repr, path))
+            return (f"keys {show[0]} and {show[1]} would both be column {name!r}: rename "
+                    "one of them (column names are the keys joined by '.')")
+    return None
+
+
+def key_clash(d: Mapping[str, Any]) -> str | None:
+    """``column_clash`` of the key paths a dict of parameters or results is stored under."""
+    paths: list[tuple[str, ...]] = []
+    dotted = False
+
+    def walk(node: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
+        nonlocal dotted
+        for k, v in node.items():
+            path = (*prefix, k)
+            dotted = dotted or (isinstance(k, str) and "." in k)
+            if type(v) is dict and v and all(type(kk) is str for kk in v):
+                walk(v, path)
+            else:
+                paths.append(path)
+
+    walk(d, ())
+    return column_clash(paths) if dotted else None
 
 
 def _flatten_dict(d: dict, prefix: tuple[str, ...], enc: LeafEncoder, out: list) -> None:
@@ -503,7 +540,11 @@ class RowEncoder:
         if pleaves is None:
             if len(self._param_cache) > 4096:  # only iterations of one experiment repeat
                 self._param_cache.clear()
-            _, pleaves = flatten(dict(rec.params), self._params_enc)
+            try:
+                _, pleaves = flatten(dict(rec.params), self._params_enc)
+            except Unstorable as exc:  # specs refuse these first; never a wrong column
+                pleaves = []
+                status, error = FAILED, f"ParameterError: the parameters cannot be stored: {exc}"
             self._param_cache[rec.id] = pleaves
         return Row(rec.id, rec.kind, rec.iteration, status, form, rec.started, rec.finished,
                    rec.runtime, rec.lane, error, leaves, pleaves)

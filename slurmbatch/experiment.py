@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+_IMMUTABLE = frozenset({type(None), bool, int, float, complex, str, bytes, range, type,
+                        types.FunctionType, types.BuiltinFunctionType})
 
 
 class Target(Protocol):
@@ -27,3 +32,18 @@ class Experiment:
     repetition: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # passed along, not in the id
     group: str | None = None  # experiments sharing root work: kept in one task, run together
+
+
+def detached(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``params`` for the run to use: a run that changes a list or dict it
+    was given must not change the parameters that are stored (and that the id is of).
+    Objects that cannot be deep-copied are passed as they are."""
+    out = {}
+    for k, v in params.items():
+        if type(v) not in _IMMUTABLE:
+            try:
+                v = copy.deepcopy(v)
+            except Exception:  # noqa: BLE001 - locks, sockets, C objects: not copyable
+                pass
+        out[k] = v
+    return out

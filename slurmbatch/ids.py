@@ -231,12 +231,35 @@ class Encoder:
             raise IdError(f"parameter {key!r} contains a reference cycle or is nested too "
                           "deeply; pass plain, finite data") from None
 
-    def kind_of(self, obj: Any) -> str:
-        """The stable name of a Run class or callable, used as the run kind."""
-        explicit = getattr(obj, "kind", None)
-        if isinstance(explicit, str) and explicit:
+    def kind_of(self, obj: Any, *, local_ok: bool = False) -> str:
+        """The stable name of a Run class, used as the run kind.
+
+        Only a ``kind`` the class defines itself counts: a subclass with another ``run``
+        must not inherit its parent's identity. A class defined inside a function has
+        no stable name (two calls of the factory make two classes of one name), so it
+        needs a ``kind`` of its own (``local_ok``: its ids are the user's own, and the
+        kind only labels its rows).
+        """
+        own = obj.__dict__ if isinstance(obj, type) else {}
+        if "kind" in own and own["kind"] is not None:
+            explicit = own["kind"]
+            if not isinstance(explicit, str) or not explicit:
+                raise IdError(f"{getattr(obj, '__qualname__', obj)}.kind = {explicit!r}: "
+                              "kind must be a non-empty string (or None for the class's "
+                              "module.qualname)")
             return explicit
-        return qualified_name(obj, self._main)
+        try:
+            name = qualified_name(obj, self._main)
+        except _Unencodable as exc:
+            raise IdError(f"{obj!r}: {exc.reason}; fix: {exc.fix}") from None
+        if ("<locals>" in name or "<lambda>" in name) and not local_ok:
+            raise IdError(
+                f"run class {name} is defined inside a function: every call of that "
+                "function makes another class with this one name (and what it closes "
+                "over is invisible to the id); fix: define the class at module level, or "
+                "give it a kind of its own, kind = 'name_v1' (you then promise the kind "
+                "changes whenever the behaviour does)")
+        return name
 
     # -- encoding -----------------------------------------------------------------
     def _enc(self, v: Any) -> bytes:
@@ -270,7 +293,10 @@ class Encoder:
         if key is not None and not isinstance(v, type):
             if callable(key):
                 key = key()
-            return b"k" + self._enc(key)
+            if _own_key(v, t):
+                return b"k" + self._enc(key)
+            # a key inherited from a base class: the subclass may behave otherwise
+            return b"K" + _enc_str(qualified_name(t, self._main)) + self._enc(key)
         if t is list:
             return self._enc_items(b"l", v)
         if t is tuple:
@@ -289,9 +315,17 @@ class Encoder:
             parts = sorted(self._enc(item) for item in v)
             return b"S" + str(len(parts)).encode() + b":" + b"".join(parts)
         if isinstance(v, np.ndarray):
-            return self._enc_array(v)
+            if isinstance(v, np.ma.MaskedArray):
+                return (b"M" + self._enc_array(np.asarray(v.data))
+                        + self._enc_array(np.ma.getmaskarray(v))
+                        + self._enc(np.asarray(v.fill_value, dtype=v.dtype)))
+            if t is np.ndarray or t is np.memmap:
+                return self._enc_array(v)
+            # matrix, recarray, a user's subclass: same data, other behaviour
+            return (b"m" + _enc_str(qualified_name(t, self._main))
+                    + self._enc_array(v.view(np.ndarray)))
         if isinstance(v, np.generic):
-            return self._enc(v.item())
+            return self._enc_generic(v)
         if isinstance(v, (bool, int, float, complex, str, bytes)):
             # subclasses of builtins (IntEnum aside, handled below) encode as their value
             if isinstance(v, enum.Enum):
@@ -311,9 +345,15 @@ class Encoder:
             return (b"P" + self._enc(v.func) + self._enc(tuple(v.args))
                     + self._enc(dict(v.keywords)))
         if isinstance(v, np.ufunc):
+            if getattr(np, v.__name__, None) is not v:
+                raise _Unencodable(
+                    f"ufunc {v.__name__!r} is not numpy's own (np.frompyfunc or another "
+                    "library's): its name does not say what it computes", _FIX_CALLABLE)
             return b"u" + _enc_str(f"numpy.{v.__name__}")
         if isinstance(v, np.dtype):
-            return b"y" + _enc_str(v.str)
+            if v.fields is None and v.subdtype is None:
+                return b"y" + _enc_str(v.str)
+            return b"Y" + _enc_dtype(v)
         if isinstance(v, type) or isinstance(v, _FUNCTION_TYPES) or _importable(v):
             return b"c" + _enc_str(self._callable_name(v))
         if callable(v):
@@ -340,6 +380,7 @@ class Encoder:
         shape = ",".join(map(str, a.shape)).encode()
         if a.dtype.hasobject:
             return b"A" + shape + b";" + self._enc_items(b"l", a.ravel().tolist())
+        # (structured arrays by their descr, as ever; dtype values by _enc_dtype)
         dt = repr(a.dtype.descr).encode() if a.dtype.fields else a.dtype.str.encode()
         if a.dtype.kind in "fc":
             nan = np.isnan(a)
@@ -347,6 +388,42 @@ class Encoder:
                 a = np.where(nan, np.array(np.nan, dtype=a.dtype), a)
         data = np.ascontiguousarray(a).tobytes()
         return (b"a" + dt + b";" + shape + b";" + str(len(data)).encode() + b":" + data)
+
+
+    def _enc_generic(self, v: np.generic) -> bytes:
+        """A numpy scalar: as the Python value where that is exact, else dtype + bytes
+        (longdouble, datetime64/timedelta64, void: their ``item()`` loses what they are)."""
+        dt = v.dtype
+        if dt.kind in "biuUS" or (dt.kind in "fc" and dt.char not in "gG"):
+            return self._enc(v.item())
+        return b"g" + self._enc_array(np.asarray(v))
+
+
+def _own_key(v: Any, t: type) -> bool:
+    """Is ``v``'s ``__slurmbatch_key__`` its own (instance or its exact class), or one of
+    slurmbatch's own placeholders (whose key names their type)?"""
+    if "__slurmbatch_key__" in getattr(v, "__dict__", ()):
+        return True
+    owner = next((c for c in t.__mro__ if "__slurmbatch_key__" in c.__dict__), None)
+    if owner is t:
+        return True
+    return t.__module__.split(".")[0] == "slurmbatch"
+
+
+def _enc_dtype(dt: np.dtype) -> bytes:
+    """A dtype's full identity: field names, types, offsets and size for structured
+    ones (their ``.str`` is only ``|V<size>``), sub-array shapes, byte order."""
+    if dt.fields is None and dt.subdtype is None:
+        return _enc_str(dt.str)
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return (b"(" + _enc_dtype(base) + _enc_str(",".join(map(str, shape)))
+                + b")")
+    names = dt.names or ()
+    parts = [_enc_str(n) + _enc_dtype(dt.fields[n][0]) + _enc_int(int(dt.fields[n][1]))
+             for n in names]
+    return (b"{" + str(dt.itemsize).encode() + b";" + str(len(parts)).encode() + b":"
+            + b"".join(parts) + b"}")
 
 
 def _importable(v: Any) -> bool:

@@ -43,7 +43,7 @@ def _full(col: Column, n: int, allow_pickle: bool | None) -> np.ndarray:
     if col.kind in SCALAR_KINDS and col.kind != "complex":
         if col.rows is None:
             return col.data
-        if col.kind in ("int", "float"):
+        if col.kind == "float" or (col.kind == "int" and _float_exact(col.data)):
             out = np.full(n, np.nan)
             out[col.rows] = col.data
             return out
@@ -53,6 +53,26 @@ def _full(col: Column, n: int, allow_pickle: bool | None) -> np.ndarray:
     out = np.full(n, np.nan, dtype=object)
     out[col.rows] = vals
     return out
+
+
+def _float_exact(ints: np.ndarray) -> bool:
+    """Do these ints survive a float column (the NaN of missing rows)? Beyond 2**53 they
+    would not: such a column is shown as objects, exact ints and NaN."""
+    return not ints.size or bool(((ints >= -2**53) & (ints <= 2**53)).all())
+
+
+def _keep_big_ints(parts: list[pd.DataFrame]) -> None:
+    """Before concatenating per-table frames: an int column beyond 2**53 that some part
+    lacks, or holds as floats, would become float in the concatenation: make it objects."""
+    names = {c for p in parts for c in p.columns}
+    for name in names:
+        cols = [p[name] for p in parts if name in p.columns]
+        big = any(c.dtype.kind in "iu" and not _float_exact(c.to_numpy()) for c in cols)
+        if big and (len(cols) < len(parts) or any(c.dtype.kind not in "iu" for c in cols)
+                    or len({c.dtype for c in cols}) > 1):
+            for p in parts:
+                if name in p.columns:
+                    p[name] = p[name].astype(object)
 
 
 def _frame(columns: list[Column], n: int, allow_pickle: bool | None
@@ -278,18 +298,19 @@ class Results:
                 view.params = _frame(table.params, n, False)
                 view.values = _frame(table.values, n, self._unpickle(table))
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
+            has: dict[str, np.ndarray] = {}
             param_ints = _int_names(table, "params")
             for name, arr in view.params.items():
                 col = name if name not in RESERVED else f"param.{name}"
                 vals = arr[idx]
-                if (name in param_ints and vals.dtype.kind == "f"
-                        and _presence(table, name, n, "params")[idx].all()):
+                given = _presence(table, name, n, "params")[idx]
+                if name in param_ints and vals.dtype.kind == "f" and given.all():
                     vals = vals.astype(np.int64)
                 cols[col] = vals
                 params[col] = None
+                has[col] = given
             if self._iterations:
                 cols["iteration"] = table.iteration[idx]
-            has: dict[str, np.ndarray] = {}
             ints = _int_names(table)
             for name, arr in view.values.items():
                 col = name if name not in cols else f"result.{name}"
@@ -301,15 +322,16 @@ class Results:
                 has[col] = present_here
             parts.append(pd.DataFrame(cols))
             present.append(has)
+        if not parts:  # no rows: the columns all the tables have, empty
+            return self._empty_df()
         self._param_cols = list(params)
-        if not parts:
-            self._present = {}
-            return pd.DataFrame({"id": pd.Series([], dtype=object)})
+        if len(parts) > 1:
+            _keep_big_ints(parts)
         df = pd.concat(parts, ignore_index=True, sort=False) if len(parts) > 1 else parts[0]
         self._present = {}
         for has, part in zip(present, parts):
             for col in df.columns:
-                if col in params or col in ("id", "iteration"):
+                if col in ("id", "iteration"):
                     continue
                 self._present.setdefault(col, [])
                 self._present[col].append(has.get(col, np.zeros(len(part), bool)))
@@ -319,6 +341,22 @@ class Results:
             df = df.take(back).reset_index(drop=True)
             self._present = {k: v[back] for k, v in self._present.items()}
         return df
+
+    def _empty_df(self) -> pd.DataFrame:
+        """A table without rows, with the columns the tables hold (params first)."""
+        params: dict[str, None] = {}
+        values: dict[str, None] = {}
+        for table in self._tables:
+            for col in table.params:
+                params[col.name if col.name not in RESERVED else f"param.{col.name}"] = None
+        for table in self._tables:
+            for col in table.values:
+                values[col.name if col.name not in params else f"result.{col.name}"] = None
+        self._param_cols = list(params)
+        names = ["id", *params, *(["iteration"] if self._iterations else []), *values]
+        self._present = {n: np.zeros(0, bool) for n in names if n not in ("id", "iteration")}
+        return pd.DataFrame({n: pd.Series([], dtype=np.int64 if n == "iteration" else object)
+                             for n in names})
 
     def to_df(self, pivot: bool = True, *, name: str | Sequence[str] | None = None,
               iterations: int | Sequence[int] | None = None, **conditions: Any
@@ -336,7 +374,7 @@ class Results:
                 raise ParameterError(f"no parameter named {cond.name!r}; parameters are: "
                                      f"{', '.join(params) or '(none)'} (filter saved values "
                                      "with results.filter)")
-            keep &= mask(df[cond.name], cond)
+            keep &= mask(df[cond.name], cond) & self._given(cond.name, len(df))
         if iterations is not None:
             if "iteration" not in df.columns:
                 raise ParameterError("iterations=: these results have no iterations (a Batch "
@@ -512,10 +550,15 @@ class Results:
                 raise ParameterError(
                     f"no parameter or value named {cond.name!r}; columns are: "
                     f"{', '.join(map(str, df.columns))}")
-            keep &= mask(df[cond.name], cond)
+            keep &= mask(df[cond.name], cond) & self._given(cond.name, len(df))
         ids = set(df["id"].to_numpy()[keep])
         sel = self._rows()
         return self._derive(sel[sel["id"].isin(ids).to_numpy()])
+
+    def _given(self, name: str, n: int) -> np.ndarray:
+        """Rows that hold ``name`` (a row without it never matches a condition on it, as
+        in ``get_runs_with``; a NaN it holds is a value)."""
+        return self._present.get(name, np.ones(n, dtype=bool))
 
     def __getitem__(self, name: str) -> pd.Series:
         """Values of one column by name, indexed by id."""

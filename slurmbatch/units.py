@@ -22,7 +22,7 @@ import numpy as np
 
 from .domain import REPETITION
 from .errors import ParameterError
-from .experiment import Experiment
+from .experiment import Experiment, detached
 from .expressions import resolve
 from .records import DONE, FAILED
 
@@ -136,7 +136,7 @@ class Context:
     def __init__(self, exp_id: str, config: Mapping[str, Any], random: np.random.Generator,
                  folder: str | None, repetition: int | None) -> None:
         self.id = exp_id
-        self.config = dict(config)
+        self.config = detached(config)  # units may change it; what is stored may not
         self.random = random
         self.iteration = 0
         self.repetition = repetition

@@ -163,14 +163,16 @@ def test_kind_of_uses_module_and_qualname() -> None:
     assert enc.kind_of(in_a) != enc.kind_of(in_b)
 
 
-def test_kind_of_prefers_a_non_empty_kind_attribute() -> None:
+def test_kind_of_takes_the_classes_own_kind_and_refuses_a_bad_one() -> None:
     enc = Encoder()
     explicit = type("Renamed", (), {"kind": "my-run-v1"})
-    empty = type("Plain", (), {"kind": "", "__module__": "lab.runs"})
-    not_str = type("Odd", (), {"kind": 3, "__module__": "lab.runs"})
     assert enc.kind_of(explicit) == "my-run-v1"
-    assert enc.kind_of(empty) == "lab.runs.Plain"
-    assert enc.kind_of(not_str) == "lab.runs.Odd"
+    assert enc.kind_of(type("Plain", (), {"kind": None, "__module__": "lab.runs"})) \
+        == "lab.runs.Plain"
+    for bad in ("", 3, b"x", ["a"], 1.5, True):
+        cls = type("Odd", (), {"kind": bad, "__module__": "lab.runs"})
+        with pytest.raises(IdError, match=r"Odd.kind = .*non-empty string"):
+            enc.kind_of(cls)
 
 
 # -- scalars and containers: type tags ------------------------------------------------------
