@@ -260,11 +260,13 @@ class ResultRun(Run):
 
     @property
     def parameters(self) -> dict[str, Any]:
-        """Stored parameters (callables as their qualified names); {} while not stored."""
+        """Stored parameters (callables as their qualified names), of a done or a failed
+        run; {} while nothing is stored."""
         if not self._parameters and self._batch is not None:
-            res = self._results()
-            if self._id in res:
-                self._parameters = res.parameters(self._id)
+            try:
+                self._parameters = self._results().parameters(self._id)
+            except KeyError:
+                pass
         return self._parameters
 
 
@@ -477,8 +479,17 @@ class Batch(Study):
     # -- results ---------------------------------------------------------------------
     @property
     def failed(self) -> list[Run]:
-        """Runs whose latest attempt failed and that have no result."""
-        failed = set(self._current_results().failed_ids)
+        """Runs whose latest attempt failed and that have no result. A batch re-opened
+        without its runs (``Batch(name)``) lists the stored failures as ResultRuns."""
+        ids = self._current_results().failed_ids
+        if not self.run:
+            found = []
+            for i in ids:
+                run = ResultRun.__new__(ResultRun)
+                run._bind(self, {}, i, -1, "", {})
+                found.append(run)
+            return found
+        failed = set(ids)
         return [r for r in self.run if r.id in failed]
 
     @property

@@ -43,7 +43,7 @@ def detached(params: Mapping[str, Any]) -> dict[str, Any]:
         if type(v) not in _IMMUTABLE:
             try:
                 v = copy.deepcopy(v)
-            except Exception:  # noqa: BLE001 - locks, sockets, C objects: not copyable
+            except Exception:
                 pass
         out[k] = v
     return out

@@ -446,7 +446,9 @@ def _enc_str(s: str) -> bytes:
 def _enc_int(v: int) -> bytes:
     if -_BIG < v < _BIG:
         return b"i" + str(v).encode() + b";"
-    return b"I" + hex(v).encode() + b";"  # beyond str()'s digit limit
+    # beyond Python's int-to-str digit limit: no table, JSON or repr can hold it
+    raise _Unencodable(f"an int of {v.bit_length()} bits (over 4000 digits) cannot be "
+                       "stored", "pass it as a string, str(n), or as bytes")
 
 
 _BIG = 10**4000

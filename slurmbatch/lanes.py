@@ -18,6 +18,7 @@ import pickle
 import signal
 import sys
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -30,6 +31,7 @@ from .store import Encoded
 from .worker import Outcome, execute_chunk, failure, to_records
 
 _CHUNK_DONE = "c"
+_LANE_ERROR = "e"  # (tag, traceback): the lane stops because of an exception of its own
 _MAX_CHUNK = 256
 _TICK = 1.0
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -91,7 +93,12 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
                 break
             for pos, out in execute_chunk(experiments, chunk):
                 exp = experiments[pos]
-                encoded = [encode(rec) for rec in to_records(exp, out, lane)]
+                try:
+                    encoded = [encode(rec) for rec in to_records(exp, out, lane)]
+                except Exception as exc:  # a value the store's encoder chokes on
+                    out = failure(f"ResultError: the result cannot be stored: "
+                                  f"{type(exc).__name__}: {exc}", out[3])
+                    encoded = [encode(rec) for rec in to_records(exp, out, lane)]
                 try:
                     data = pickle.dumps((pos, ([], *out[1:]), encoded),
                                         protocol=pickle.HIGHEST_PROTOCOL)
@@ -104,14 +111,42 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
             conn.send_bytes(pickle.dumps(_CHUNK_DONE))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         code = 1  # the parent is gone
+    except BaseException:  # e.g. KeyboardInterrupt raised by the run itself
+        code = 1
+        try:
+            conn.send_bytes(pickle.dumps((_LANE_ERROR, traceback.format_exc())))
+        except Exception:
+            pass
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
 
 
+def _death(code: int | None, error: str) -> str:
+    """Why a lane died, as precisely as its exit tells."""
+    if error:
+        return ("LaneDied: the lane process running this experiment stopped on an exception "
+                f"that the run did not catch:\n{error}")
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = {"SIGKILL": "killed: most often for memory (the kernel's OOM killer or the "
+                          "scheduler's limit); give it more memory or run fewer per node",
+               "SIGSEGV": "a crash in native code (a C extension, or a stack overflow)",
+               "SIGABRT": "aborted by native code (a failed assertion in a C library)",
+               "SIGBUS": "a bad memory access (often a file mapped in memory that shrank)"
+               }.get(name, "sent by something outside the lane")
+        return (f"LaneDied: the lane process running this experiment died of {name} "
+                f"(signal {-code}: {why})")
+    return (f"LaneDied: the lane process running this experiment exited with code {code} "
+            "without an exception (os._exit() or a C library's exit() in the run)")
+
+
 class _Lane:
-    __slots__ = ("chunks", "conn", "env", "inflight", "number", "proc", "stopping")
+    __slots__ = ("chunks", "conn", "env", "error", "inflight", "number", "proc", "stopping")
 
     def __init__(self, number: int, env: Mapping[str, str]) -> None:
         self.number = number
@@ -119,6 +154,7 @@ class _Lane:
         self.inflight: deque[int] = deque()
         self.chunks = 0
         self.stopping = False
+        self.error = ""
 
 
 class LanePool:
@@ -153,6 +189,7 @@ class LanePool:
         lane.inflight.clear()
         lane.chunks = 0
         lane.stopping = False
+        lane.error = ""
         self._live[parent] = lane
 
     def _next_chunk(self, nlanes: int) -> list[int]:
@@ -227,6 +264,9 @@ class LanePool:
                         f"ResultError: the result could not be unpickled in the writer process: "
                         f"{type(exc).__name__}: {exc}; return plain data (numbers, strings, "
                         f"arrays, lists, dicts)"), None)
+                if isinstance(msg, tuple) and len(msg) == 2 and msg[0] == _LANE_ERROR:
+                    lane.error = msg[1]
+                    continue
                 if msg == _CHUNK_DONE:
                     lane.chunks -= 1
                     if feed:
@@ -249,11 +289,8 @@ class LanePool:
         lane.conn.close()
         if lane.inflight:
             running = lane.inflight.popleft()
-            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            handle(self.experiments[running], failure(
-                f"LaneDied: the lane process running this experiment died ({how}); "
-                "if it was killed for memory, give it more or run fewer per node"), lane.number,
-                None)
+            handle(self.experiments[running], failure(_death(code, lane.error)), lane.number,
+                   None)
             self._pending.extendleft(reversed(lane.inflight))
         if self._pending:
             self._start(lane)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -204,6 +205,14 @@ class Research(Study):
             elif not isinstance(save_to, str) or not save_to:
                 raise ParameterError(f"unit {name!r}: save_to={save_to!r}: give a name or a "
                                      "list of names")
+            new = [save_to] if isinstance(save_to, str) else [s for s in save_to if s]
+            taken = {s: u.name for u in self.units for s in _saved(u)}
+            dup = [s for s in new if s in taken] or [s for s in new if new.count(s) > 1]
+            if dup:
+                who = f"unit {taken[dup[0]]!r}" if dup[0] in taken else "this unit"
+                raise ParameterError(f"unit {name!r}: save_to={save_to!r}: {who} saves to "
+                                     f"{dup[0]!r} already, and one would overwrite the other; "
+                                     "give each saved value its own name")
         unit = Unit(self._unique(name), mode, func, _args(args, name),
                     _kwargs(kwargs, other, name), save_to, parse_when(when, name), bool(root))
         self.units.append(unit)
@@ -330,8 +339,39 @@ class Research(Study):
                     extra = {**shared_extra, "root": root}
                 experiments.append(Experiment(exp_id, kind, config, target, rep, extra,
                                               group if has_root else None))
+        self._check_references(experiments, n_iters)
         self._ids = pd.Index(ids, dtype=object).unique()
         return experiments, description, fingerprint
+
+    def _check_references(self, experiments: Sequence[Experiment], n_iters: int | None) -> None:
+        """Refuse what would fail every experiment: ``EC`` of a key no config has, ``O``
+        of an unknown unit or of one that has not run yet when it is read."""
+        keys: set[str] = set()
+        for exp in experiments:
+            keys.update(exp.params)
+        names = [u.name for u in self.units]
+        for pos, unit in enumerate(self.units):
+            for expr in _expressions((unit.args, unit.kwargs)):
+                tag, arg = expr._tag, expr._arg
+                if tag == "EC" and arg is not None and experiments and arg not in keys:
+                    raise ParameterError(
+                        f"unit {unit.name!r}: {expr!r}: no config of the domain has a key "
+                        f"{arg!r} (keys: {', '.join(sorted(keys)) or '(none)'}); fix the "
+                        "name, or add it to the domain")
+                if tag != "O":
+                    continue
+                target = arg.partition(".")[0] if arg not in names else arg
+                if target not in names:
+                    raise ParameterError(
+                        f"unit {unit.name!r}: {expr!r}: there is no unit {arg!r}; units: "
+                        f"{', '.join(names)}")
+                later = self.units[names.index(target)]
+                if names.index(target) >= pos and _first_run(unit.when, n_iters) <= \
+                        _first_run(later.when, n_iters):
+                    raise ParameterError(
+                        f"unit {unit.name!r}: {expr!r} is read before unit {target!r} has run "
+                        "(units run in the order they were added, and it comes later): add "
+                        f"{target!r} before {unit.name!r}")
 
     def _defined_ids(self) -> pd.Index:
         return self._ids
@@ -389,6 +429,39 @@ class Research(Study):
         where = str(self.folder.root) if self.saveresult else "memory"
         units = ", ".join(u.name for u in self.units) or "no units"
         return f"<Research {self.name!r}: {units}; {self.domain!r}; results in {where}>"
+
+
+def _saved(unit: Unit) -> list[str]:
+    """The names a unit saves its output under."""
+    if unit.save_to is None:
+        return []
+    return [unit.save_to] if isinstance(unit.save_to, str) else [s for s in unit.save_to if s]
+
+
+def _expressions(value: Any) -> list[NamedExpression]:
+    """The named expressions in a unit's arguments (inside lists, tuples, dicts)."""
+    if isinstance(value, NamedExpression):
+        return [value]
+    if isinstance(value, Splat):
+        return _expressions(value.expr)
+    if isinstance(value, (list, tuple)):
+        return [e for v in value for e in _expressions(v)]
+    if isinstance(value, Mapping):
+        return [e for v in value.values() for e in _expressions(v)]
+    return []
+
+
+def _first_run(when: tuple[Any, ...], n_iters: int | None) -> float:
+    """The first iteration a unit runs at (a 'last' one: n_iters - 1, or never known)."""
+    first = math.inf
+    for w in when:
+        if w[0] == "every":
+            first = min(first, w[1] - 1)
+        elif w[0] == "at":
+            first = min(first, w[1])
+        elif n_iters is not None:
+            first = min(first, n_iters - 1)
+    return first
 
 
 def _args(args: Any, unit: str) -> tuple[Any, ...]:

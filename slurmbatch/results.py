@@ -296,6 +296,7 @@ class Results:
             n = len(table)
             if view.params is None:
                 view.params = _frame(table.params, n, False)
+            if view.values is None:
                 view.values = _frame(table.values, n, self._unpickle(table))
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
             has: dict[str, np.ndarray] = {}
@@ -435,9 +436,27 @@ class Results:
 
     @property
     def failed(self) -> pd.DataFrame:
-        """Failed experiments (no successful record) with their errors."""
+        """Failed experiments (no successful record): their status columns, error, and
+        parameters (after ``id``), as stored with the failure."""
         st = self.status
-        return st[st["status"] == "failed"].reset_index(drop=True)
+        failed = st[st["status"] == "failed"].reset_index(drop=True)
+        sel = self._rows()
+        sel = sel[(sel["status"] == FAILED).to_numpy()]
+        params: list[pd.DataFrame] = []
+        for t, part in sel.groupby("t", sort=True):
+            table = self._tables[int(t)]
+            view = _view(table)
+            if view.params is None:
+                view.params = _frame(table.params, len(table), False)
+            idx = part["row"].to_numpy()
+            cols = {(n if n not in RESERVED else f"param.{n}"): a[idx]
+                    for n, a in view.params.items()}
+            params.append(pd.DataFrame(cols, index=part.index))
+        if not params:
+            return failed
+        table = pd.concat(params, sort=False).loc[sel.index].reset_index(drop=True)
+        table = table[[c for c in table.columns if c not in failed.columns]]
+        return pd.concat([failed[["id"]], table, failed.drop(columns="id")], axis=1)
 
     @property
     def ids(self) -> list[str]:
@@ -517,9 +536,16 @@ class Results:
             raise
 
     def parameters(self, exp_id: str) -> dict[str, Any]:
-        """The stored parameters of an experiment (callables as qualified names)."""
-        table, row = self._locate(exp_id)
-        return table.parameters(row)
+        """The stored parameters of an experiment, done or failed (callables as qualified
+        names); KeyError if it has no record."""
+        hit = self._positions().get(exp_id)
+        if hit is None:
+            sel = self._sel
+            rows = sel[(sel["id"] == exp_id).to_numpy()]
+            if not len(rows):
+                raise KeyError(f"no record of id {exp_id!r}")
+            hit = (int(rows["t"].iloc[-1]), int(rows["row"].iloc[-1]))
+        return self._tables[hit[0]].parameters(hit[1])
 
     def runtime(self, exp_id: str) -> float:
         """Seconds the experiment took (KeyError if it has no successful result)."""

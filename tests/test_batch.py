@@ -548,3 +548,178 @@ def test_results_follow_the_order_runs_were_added_not_finished() -> None:
     one = Batch("order")  # rows not defined here follow those that are
     one.add_run(FinishesLast, {"x": 0})
     assert one.results.df["y"].tolist() == [0, 1]
+
+
+# -- issue 11: what ran is what is stored; mistakes refused before anything runs --------------
+class Mutates(Run):
+    def run(self, lst=(), dct=None, nested=None, arr=None, how="append"):
+        for target in (lst, dct, nested, arr):
+            if isinstance(target, list):
+                target.append("x") if how == "append" else target.clear()
+            elif isinstance(target, dict):
+                target["new"] = 1 if how == "append" else target.clear()
+                for v in list(target.values()):
+                    if isinstance(v, list):
+                        v.append(99)
+            elif isinstance(target, np.ndarray):
+                target *= 0
+        return {"ok": 1}
+
+
+_MUTABLE_CASES = [
+    {"lst": [1, 2]}, {"dct": {"a": 1}}, {"nested": {"a": [1, 2], "b": {"c": [3]}}},
+    {"arr": np.arange(3.0)}, {"lst": [[1], [2]], "dct": {"k": [0]}},
+    {"lst": [], "how": "clear"}, {"dct": {"a": [1]}, "how": "clear"},
+]
+
+
+@pytest.mark.parametrize("executor", ["debug", "local"])
+def test_a_run_that_mutates_its_parameters_changes_nothing_stored(executor: str) -> None:
+    import copy
+
+    b = Batch("mutate")
+    given = [copy.deepcopy(c) for c in _MUTABLE_CASES]
+    runs = [b.add_run(Mutates, c) for c in _MUTABLE_CASES]
+    before = [(r.id, copy.deepcopy(r.parameters)) for r in runs]
+    b(executor=executor, bar=False)
+    assert all(r.done for r in runs)
+    again = Batch("mutate")
+    for (rid, params), run, c in zip(before, runs, given):
+        assert run.id == rid and _same(run.parameters, params)
+        assert again.add_run(Mutates, c).id == rid  # the id is still of what is stored
+        stored = b.results.parameters(rid)
+        for k, v in c.items():
+            assert _same(stored[k], v), (k, stored[k], v)
+    assert again(bar=False).executed == 0
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.parametrize("bad", [True, False, "01", "0", b"0", 1.5, 1.0, [0.0], [True],
+                                 [0, "1"], {0: 1}, [3], [-1], np.float64(1), object()])
+def test_runs_must_be_run_indices(bad) -> None:
+    b = Batch("runs_arg")
+    b.add_factorial_runs(Square, {"x": [1, 2, 3]})
+    with pytest.raises(ParameterError, match=r"runs=.*give a run index or a list of them, "
+                                             r"between 0 and 2"):
+        b(runs=bad, bar=False)
+    assert executions() == []
+    b(runs=np.array([0, 2]), executor="debug", bar=False)
+    assert [r.done for r in b.run] == [True, False, True]
+
+
+@pytest.mark.parametrize("kind", ["", 3, b"k", ["k"], 1.5, True, object()])
+def test_a_non_string_kind_is_refused(kind) -> None:
+    cls = type("Kinded", (Square,), {"kind": kind})
+    with pytest.raises(slurmbatch.IdError, match=r"Kinded.kind = .*non-empty string"):
+        Batch("kinds").add_run(cls, {"x": 1})
+
+
+def test_a_subclass_with_another_run_gets_its_own_id_and_result() -> None:
+    b = Batch("inherit")
+    r1, r2 = b.add_run(KindBase, {"x": 2}), b.add_run(KindChild, {"x": 2})
+    assert r1._kind == "kbase-v1" and r2._kind == f"{__name__}.KindChild" and r1.id != r2.id
+    b(executor="debug", bar=False)
+    assert r1.result["y"] == 4 and r2.result == {"y": -2}
+
+
+class KindBase(Square):
+    kind = "kbase-v1"
+
+
+class KindChild(KindBase):
+    def run(self, x=1, scale=1.0):
+        return {"y": -x}
+
+
+@pytest.mark.parametrize("params", [
+    {"a.b": 1, "a": {"b": 2}}, {"a": {"b.c": 1, "b": {"c": 2}}},
+    {"x.y.z": 0, "x": {"y": {"z": 1}}}, {"x.y": {"z": 1}, "x": {"y": {"z": 2}}},
+])
+def test_parameters_and_results_whose_columns_clash_are_refused(params) -> None:
+    b = Batch("clash")
+    with pytest.raises(ParameterError, match=r"would both be column .*rename one"):
+        b.add_run(AnyParams, params)
+    with pytest.raises(ParameterError, match="would both be column"):
+        b.add_factorial_runs(AnyParams, {k: [v] for k, v in params.items()})
+    grid = {"a.b": [1], "a": [{"c": 1}, {"b": 2}]}  # the clash is in the second combination
+    with pytest.raises(ParameterError, match=r"'a.b' and 'a' -> 'b'"):
+        b.add_factorial_runs(AnyParams, grid)
+    assert b.run == []
+    Returns = type("Returns", (Run,), {"run": lambda self, v=0: params})
+    b.add_run(type("R", (Returns,), {"__module__": __name__, "__qualname__": "R"}))
+    b(executor="debug", bar=False)
+    assert "ResultError: the result cannot be stored: keys" in b.run[0].error
+    assert "would both be column" in b.run[0].error and b.results.df.empty
+
+
+def test_save_ids_onto_a_folder_says_so(tmp_path: Path) -> None:
+    b = Batch("ids")
+    b.add_run(Square, {"x": 1})
+    for target in (tmp_path, tmp_path / "d.npy", tmp_path / "d.py"):
+        target.mkdir(exist_ok=True)
+        with pytest.raises(OptionError, match="is a folder"):
+            b.save_ids(target)
+    Path("_res/ids_ids.npy").mkdir(parents=True)
+    with pytest.raises(OptionError, match="is a folder"):
+        b.save_ids()
+
+
+def test_a_batch_refuses_a_research_folder() -> None:
+    r = slurmbatch.Research("both").add_callable(_double, x=slurmbatch.EC("x"), save_to="y")
+    r.domain = slurmbatch.Domain({"x": [1]})
+    r.run(bar=False)
+    with pytest.raises(slurmbatch.StoreError, match=r"holds a research, not a batch.*"
+                                                   r"Research.load\('both'"):
+        Batch("both")
+    assert Batch("both", saveresult=False).run == []  # in memory: no folder involved
+
+
+def _double(x):
+    return 2 * x
+
+
+def test_a_run_made_directly_works_as_in_batchpy() -> None:
+    b = Batch("direct")
+    run = Square(b, saveresult=False, x=5)
+    assert run.parameters == {"x": 5, "scale": 1.0}
+    assert run.id == b.add_run(Square, {"x": 5}).id
+    assert run()["y"] == 25.0 and executions() == ["5:1.0"]
+    assert run()["y"] == 25.0 and executions() == ["5:1.0"]  # kept, not recomputed
+    assert not b.run[0].done  # nothing written
+    stored = Square(b, x=3)
+    assert stored()["y"] == 9.0 and stored.done and len(b.run) == 1
+    assert Batch("direct").add_run(Square, {"x": 3}).done
+    with pytest.raises(ParameterError, match="no parameter 'nope'"):
+        Square(b, nope=1)
+    for bad in ("direct", 3, Path("x"), object()):
+        with pytest.raises(ParameterError, match=r"needs the Batch it belongs to.*add_run"):
+            Square(bad, x=1)
+    with pytest.raises(OptionError, match="saveresult="):
+        Square(b, saveresult="no", x=1)
+
+
+def test_a_reattached_batch_tells_which_configurations_failed() -> None:
+    b = Batch("refail")
+    b.add_factorial_runs(Flaky, {"x": [0, 1, 2, 3]})
+    b(bar=False)
+    want = {r.id: r.parameters for r in b.failed}
+    assert want
+    again = Batch("refail")
+    assert {r.id: r.parameters for r in again.failed} == want
+    assert all("Error" in r.error for r in again.failed)
+    table = again.results.failed
+    assert list(table.columns[:1 + len(next(iter(want.values())))]) == \
+        ["id", *next(iter(want.values()))]
+    for _, row in table.iterrows():
+        assert {k: row[k] for k in want[row["id"]]} == want[row["id"]]
+        assert again.results.parameters(row["id"]) == want[row["id"]]
+    assert again.run == []  # asking did not add runs

@@ -419,8 +419,11 @@ def test_column_access_and_single_experiments(results: Results) -> None:
     for bad in (eid(99), eid(9), "nope"):
         with pytest.raises(KeyError):
             results.result(bad)
-        with pytest.raises(KeyError):
+    for bad in (eid(99), "nope"):
+        with pytest.raises(KeyError, match="no record of id"):
             results.parameters(bad)
+    failed = results.failed_ids
+    assert failed and all(results.parameters(i) for i in failed)  # a failure's, as stored
     assert set(results.df.columns) == {"id", "n", "x", "name", "l", "operator", "val", "loss"}
     assert results.file(eid(0)).endswith(".h5")
 

@@ -577,3 +577,219 @@ def test_grid_ids_equal_one_by_one_ids(fixed: dict, options: dict) -> None:
 def test_many_ids_equal_one_by_one_ids(many: list) -> None:
     """Cached parts never confuse 1, 1.0 and True, or 0.0 and -0.0."""
     assert Encoder().experiment_ids("kind", many) == [experiment_id("kind", p) for p in many]
+
+
+# -- issue 11: no inherited or invisible identity --------------------------------------------
+def _cls(name: str, bases: tuple = (), **attrs: object) -> type:
+    """A class with a module-level qualname (as if written at the top of lab.runs)."""
+    return type(name, bases, {"__module__": "lab.runs", "__qualname__": name, **attrs})
+
+
+@given(st.lists(st.sampled_from(["kind", "none", "nothing"]), min_size=1, max_size=5))
+def test_a_kind_counts_only_in_the_class_that_defines_it(chain: list[str]) -> None:
+    enc = Encoder()
+    base = _cls("Base", kind="base-v1")
+    kinds = {enc.kind_of(base)}
+    parent = base
+    for depth, how in enumerate(chain):
+        attrs = {"kind": f"own-{depth}"} if how == "kind" else {"kind": None} \
+            if how == "none" else {}
+        child = _cls(f"Child{depth}", (parent,), **attrs)
+        kind = enc.kind_of(child)
+        assert kind == (f"own-{depth}" if how == "kind" else f"lab.runs.Child{depth}")
+        assert kind not in kinds  # never a parent's
+        kinds.add(kind)
+        parent = child
+
+
+def _factory(n: int) -> type:
+    from slurmbatch import Run
+
+    class Made(Run):
+        def run(self, x=0):
+            return x * n
+
+    return Made
+
+
+def _factory_nested(n: int) -> type:
+    from slurmbatch import Run
+
+    class Outer:
+        class Inner(Run):
+            def run(self, x=0):
+                return x + n
+
+    return Outer.Inner
+
+
+@pytest.mark.parametrize("factory", [_factory, _factory_nested])
+def test_run_classes_made_in_functions_need_a_kind_or_set_id(factory) -> None:
+    enc = Encoder()
+    for n in range(5):
+        with pytest.raises(IdError, match=r"<locals>.*defined inside a function.*kind = "):
+            enc.kind_of(factory(n))
+        own = type("Made", (factory(n),), {"kind": f"made-{n}", "__qualname__": "f.<locals>.M"})
+        assert enc.kind_of(own) == f"made-{n}"
+        assert enc.kind_of(factory(n), local_ok=True).endswith("<locals>.Made") or \
+            enc.kind_of(factory(n), local_ok=True).endswith("Outer.Inner")
+
+
+def test_closure_run_classes_no_longer_share_an_id() -> None:
+    import slurmbatch
+
+    b = slurmbatch.Batch("closures", saveresult=False)
+    for n in (2, 3):
+        with pytest.raises(IdError, match="defined inside a function"):
+            b.add_run(_factory(n), {"x": 1})
+    made = [type("Made", (_factory(n),), {"kind": f"times-{n}"}) for n in (2, 3)]
+    runs = [b.add_run(cls, {"x": 1}) for cls in made]
+    assert runs[0].id != runs[1].id
+    b(executor="debug", bar=False)
+    assert [r.result for r in runs] == [2, 3]
+
+
+def test_an_inherited_set_id_is_refused_an_own_one_is_used() -> None:
+    import slurmbatch
+
+    class Custom(slurmbatch.Run):
+        def run(self, x=0):
+            return x
+
+        def set_id(self, parameters):
+            return f"x{parameters['x']}"
+
+    class Child(Custom):
+        def run(self, x=0):
+            return -x
+
+    class GrandChild(Child):
+        def set_id(self, parameters):
+            return f"g{parameters['x']}"
+
+    b = slurmbatch.Batch("setid", saveresult=False)
+    assert b.add_run(Custom, {"x": 1}).id == "x1"
+    with pytest.raises(IdError, match=r"Child inherits set_id from .*Custom.*define set_id"):
+        b.add_run(Child, {"x": 1})
+    with pytest.raises(IdError, match="inherits set_id"):
+        b.add_factorial_runs(Child, {"x": [1, 2]})
+    assert b.add_run(GrandChild, {"x": 1}).id == "g1"  # its own set_id, though local
+    assert len(b.run) == 2
+
+
+def test_an_inherited_slurmbatch_key_also_names_the_subclass() -> None:
+    enc = Encoder()
+    keyed = _cls("Keyed", __slurmbatch_key__="k-v1")
+    subs = [_cls(f"Sub{i}", (keyed,)) for i in range(4)]
+    codes = {enc.encode(keyed())} | {enc.encode(s()) for s in subs}
+    assert len(codes) == 5
+    assert enc.encode(keyed()) == enc.encode(keyed())  # still by key, not by object
+    own = _cls("Own", (keyed,), __slurmbatch_key__="k-v1")
+    assert enc.encode(own()) == enc.encode(keyed())  # a key written on the class itself
+    inst = keyed()
+    inst.__slurmbatch_key__ = "other"
+    assert enc.encode(inst) == enc.encode(named(len, "other"))  # an instance's own key
+    sub_named = type("SubNamed", (slurmbatch_named_type(),), {"__module__": "lab.runs"})
+    assert enc.encode(sub_named(len, "x")) != enc.encode(named(len, "x"))
+
+
+def slurmbatch_named_type() -> type:
+    return type(named(len, "x"))
+
+
+def test_research_placeholders_keep_their_ids() -> None:
+    from slurmbatch import EC, EP, E, O
+
+    enc = Encoder()
+    for expr, key in [(EC("a"), ("EC", "a", ())), (O("u"), ("O", "u", ())),
+                      (E().random, ("E", None, (("attr", "random"),))), (EP(), ("EP", None, ()))]:
+        assert enc.encode(expr) == b"k" + enc.encode(key)
+
+
+# structured dtypes of one size: every name, type and offset counts
+_FIELDS = st.lists(st.tuples(st.sampled_from("abxy"), st.sampled_from(["<i4", "<f4", ">i4",
+                                                                       "|S4", "<u4"])),
+                   min_size=1, max_size=3, unique_by=lambda f: f[0])
+
+
+@settings(max_examples=200)
+@given(_FIELDS, _FIELDS)
+def test_structured_dtypes_void_scalars_and_arrays_differ_when_they_differ(f1, f2) -> None:
+    enc = Encoder()
+    d1, d2 = np.dtype(f1), np.dtype(f2)
+    assert (enc.encode(d1) == enc.encode(d2)) == (d1 == d2 and d1.names == d2.names)
+    v1, v2 = np.zeros(1, dtype=d1)[0], np.zeros(1, dtype=d2)[0]
+    assert (enc.encode(v1) == enc.encode(v2)) == (d1 == d2 and d1.names == d2.names)
+    a1, a2 = np.zeros(2, dtype=d1), np.zeros(2, dtype=d2)
+    assert (enc.encode(a1) == enc.encode(a2)) == (d1 == d2 and d1.names == d2.names)
+
+
+def test_dtype_offsets_sub_arrays_and_plain_dtypes() -> None:
+    enc = Encoder()
+    packed = np.dtype({"names": ["a", "b"], "formats": ["<i2", "<i2"], "offsets": [0, 2],
+                       "itemsize": 8})
+    spread = np.dtype({"names": ["a", "b"], "formats": ["<i2", "<i2"], "offsets": [0, 4],
+                       "itemsize": 8})
+    subs = [np.dtype(("<i4", (2,))), np.dtype(("<i2", (4,))), np.dtype(("<i4", (1, 2)))]
+    codes = [enc.encode(d) for d in (packed, spread, *subs, np.dtype("V8"))]
+    assert len(set(codes)) == len(codes)
+    assert enc.encode(np.dtype("<f8")) == b"y" + b"s3:<f8"  # plain dtypes: as before
+
+
+def test_masked_arrays_differ_by_mask_and_fill_value() -> None:
+    enc = Encoder()
+    data = [1.0, 2.0, 3.0, 4.0]
+    masks = list(itertools.product([False, True], repeat=4))
+    codes = {enc.encode(np.ma.array(data, mask=m)) for m in masks}
+    assert len(codes) == 16
+    assert enc.encode(np.ma.array(data)) != enc.encode(np.array(data))
+    assert enc.encode(np.ma.array(data, fill_value=1.0)) != \
+        enc.encode(np.ma.array(data, fill_value=2.0))
+    assert enc.encode(np.ma.array(data, mask=masks[3])) == \
+        enc.encode(np.ma.array(list(data), mask=list(masks[3])))
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_array_subclasses_are_not_plain_arrays() -> None:
+    enc = Encoder()
+    plain = np.array([[1, 2], [3, 4]])
+    Mine = _cls("Mine", (np.ndarray,))
+    others = [np.matrix(plain), plain.view(np.recarray), plain.view(Mine)]
+    codes = {enc.encode(plain)} | {enc.encode(o) for o in others}
+    assert len(codes) == 4
+    assert enc.encode(np.matrix(plain)) == enc.encode(np.matrix([[1, 2], [3, 4]]))
+
+
+def test_numpy_scalars_that_item_would_confuse() -> None:
+    enc = Encoder()
+    third = np.longdouble(1) / 3
+    assert enc.encode(third) != enc.encode(np.longdouble(1 / 3))  # the extra precision
+    assert enc.encode(third) != enc.encode(float(third))
+    assert enc.encode(np.longdouble("nan")) == enc.encode(-np.longdouble("nan"))
+    assert enc.encode(np.clongdouble(1 + 2j)) != enc.encode(1 + 2j)
+    times = [np.datetime64(5, u) for u in ("ns", "us", "s", "D")] + \
+        [np.timedelta64(5, u) for u in ("ns", "us", "s", "D")] + [np.datetime64("NaT"), 5]
+    assert len({enc.encode(t) for t in times}) == len(times)
+    assert enc.encode(np.datetime64(5, "ns")) == enc.encode(np.datetime64(5, "ns"))
+    assert enc.encode(np.float32(0.5)) == enc.encode(0.5)  # exact in a float: as before
+    assert enc.encode(np.int16(7)) == enc.encode(7)
+
+
+def test_only_numpys_own_ufuncs_are_named() -> None:
+    enc = Encoder()
+    assert enc.encode(np.add) == b"u" + b"s9:numpy.add"
+    for f in (np.frompyfunc(lambda x: x, 1, 1), np.frompyfunc(lambda x: -x, 1, 1),
+              np.frompyfunc(abs, 1, 1)):
+        with pytest.raises(IdError, match=r"not numpy's own.*slurmbatch.named"):
+            enc.encode(f)
+    assert enc.encode(named(np.frompyfunc(abs, 1, 1), "abs_v1")) == \
+        enc.encode(named(len, "abs_v1"))
+
+
+@pytest.mark.parametrize("digits", [4001, 4300, 4301, 10_000])
+def test_ints_too_long_to_store_are_refused_naming_the_parameter(digits: int) -> None:
+    big = 10 ** (digits - 1)
+    for value in (big, -big, [1, big], {"k": big}):
+        with pytest.raises(IdError, match=r"parameter 'n'.*over 4000 digits.*str\(n\)"):
+            Encoder().experiment_id("k", {"n": value})
+    assert Encoder().experiment_id("k", {"n": 10**3999}) != Encoder().experiment_id("k", {"n": 0})

@@ -356,3 +356,65 @@ def test_results_follow_the_configs_not_the_finishing_order() -> None:
     assert df["repetition"].tolist() == [0, 1] and df["rep"].tolist() == [0, 1]
     stored = [i for table in r.results.tables for i in table.ids.tolist()]
     assert stored == df["id"].tolist()[::-1]  # the workers did finish the other way round
+
+
+# -- issue 11: plan mistakes refused at run(), before any experiment -------------------------
+def _ident(x=None):
+    return x
+
+
+def _count():
+    yield from range(3)
+
+
+@pytest.mark.parametrize("key", ["c", "A", "a ", "b.c", ""])
+def test_ec_of_a_key_no_config_has_is_refused(key: str) -> None:
+    for args in ({"x": EC(key)}, {"x": [1, {"k": EC(key)}]}, {"x": (EC(key)["i"],)}):
+        r = Research("ec", domain={"a": [1, 2], "b": [3]}).add_callable(
+            "u", _ident, save_to="y", **args)
+        with pytest.raises(ParameterError, match=rf"EC\({key!r}\).*no config of the domain "
+                                                 r"has a key.*keys: a, b"):
+            r.run(bar=False)
+        assert not Path("_res/ec/segments").exists() or not any(
+            Path("_res/ec/segments").iterdir())
+    partial = Research("ec2", domain=Domain({"a": [1]}) + Domain({"c": [2]}))
+    partial.add_callable("u", _ident, x=EC("c"), save_to="y").run(bar=False, dump_results=False)
+    assert len(partial.results.df) == 1  # a key some configs have: theirs run
+
+
+@pytest.mark.parametrize("name", ["nope", "u2", "inst.method", "U"])
+def test_o_of_an_unknown_unit_is_refused(name: str) -> None:
+    r = Research("o").add_callable("u", _ident, x=O(name), save_to="y")
+    with pytest.raises(ParameterError, match=rf"O\({name!r}\): there is no unit {name!r}; "
+                                             "units: u"):
+        r.run(bar=False, dump_results=False)
+
+
+@pytest.mark.parametrize("when_reader, when_later, ok", [
+    (1, 1, False), ("%0", 1, False), (2, 1, True), ("%1", "%0", True), ("%1", "%1", False),
+    ([3, "%0"], 1, False), ("last", 1, True), ("last", "last", False), (1, "%2", False),
+])
+def test_o_of_a_later_unit_is_refused_when_read_before_it_ran(when_reader, when_later,
+                                                               ok) -> None:
+    r = Research("later").add_callable("reader", _ident, x=O("writer"), save_to="y",
+                                       when=when_reader)
+    r.add_callable("writer", _ident, x=EC("a"), save_to="w", when=when_later)
+    r.domain = Domain({"a": [5]})
+    if ok:
+        r.run(n_iters=3, bar=False, dump_results=False)
+        assert not r.results.failed_ids and 5 in r.results.df["y"].tolist()
+    else:
+        with pytest.raises(ParameterError, match="is read before unit 'writer' has run"):
+            r.run(n_iters=3, bar=False, dump_results=False)
+
+
+@pytest.mark.parametrize("first, second", [
+    ("y", "y"), ("y", ["y", "z"]), (["a", "y"], ["y"]), (["y", None], "y"),
+])
+def test_two_units_saving_to_one_name_are_refused(first, second) -> None:
+    r = Research("dup").add_callable("u1", _ident, save_to=first)
+    with pytest.raises(ParameterError, match=r"unit 'u1' saves to 'y' already.*own name"):
+        r.add_callable("u2", _ident, save_to=second)
+    with pytest.raises(ParameterError, match=r"this unit saves to 'y' already"):
+        Research("dup2").add_callable("u", _ident, save_to=["y", "y"])
+    assert [u.name for u in r.units] == ["u1"]

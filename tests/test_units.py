@@ -522,12 +522,14 @@ def test_same_function_twice_gets_unique_names_and_outputs():
     assert list(r.results.df["x"]) == [12]
 
 
-def test_output_of_a_later_unit_fails_with_a_clear_message(capsys):
+def test_output_of_a_later_unit_is_refused_before_anything_runs(capsys):
     r = Research()
     r.add_callable(ident, x=O("later"), save_to="x")
     r.add_callable("later", one)
-    run(r)
-    assert "O('later'): no output yet" in r.results.failed["error"].iloc[0]
+    with pytest.raises(ParameterError, match=r"O\('later'\) is read before unit 'later' "
+                                             r"has run.*add 'later' before 'ident'"):
+        run(r)
+    assert r.results.df.empty and not r.results.failed_ids
 
 
 def test_lambdas_are_refused():
