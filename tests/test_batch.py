@@ -573,6 +573,7 @@ _MUTABLE_CASES = [
 ]
 
 
+@pytest.mark.hostile("run() mutating its parameters")
 @pytest.mark.parametrize("executor", ["debug", "local"])
 def test_a_run_that_mutates_its_parameters_changes_nothing_stored(executor: str) -> None:
     import copy
@@ -603,6 +604,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
+@pytest.mark.hostile("bad arguments refused before running")
 @pytest.mark.parametrize("bad", [True, False, "01", "0", b"0", 1.5, 1.0, [0.0], [True],
                                  [0, "1"], {0: 1}, [3], [-1], np.float64(1), object()])
 def test_runs_must_be_run_indices(bad) -> None:
@@ -616,6 +618,7 @@ def test_runs_must_be_run_indices(bad) -> None:
     assert [r.done for r in b.run] == [True, False, True]
 
 
+@pytest.mark.hostile("inherited or invalid identity")
 @pytest.mark.parametrize("kind", ["", 3, b"k", ["k"], 1.5, True, object()])
 def test_a_non_string_kind_is_refused(kind) -> None:
     cls = type("Kinded", (Square,), {"kind": kind})
@@ -623,6 +626,7 @@ def test_a_non_string_kind_is_refused(kind) -> None:
         Batch("kinds").add_run(cls, {"x": 1})
 
 
+@pytest.mark.hostile("inherited or invalid identity")
 def test_a_subclass_with_another_run_gets_its_own_id_and_result() -> None:
     b = Batch("inherit")
     r1, r2 = b.add_run(KindBase, {"x": 2}), b.add_run(KindChild, {"x": 2})
@@ -644,6 +648,7 @@ class KindChild(KindBase):
     {"a.b": 1, "a": {"b": 2}}, {"a": {"b.c": 1, "b": {"c": 2}}},
     {"x.y.z": 0, "x": {"y": {"z": 1}}}, {"x.y": {"z": 1}, "x": {"y": {"z": 2}}},
 ])
+@pytest.mark.hostile("table fidelity")
 def test_parameters_and_results_whose_columns_clash_are_refused(params) -> None:
     b = Batch("clash")
     with pytest.raises(ParameterError, match=r"would both be column .*rename one"):
@@ -661,6 +666,7 @@ def test_parameters_and_results_whose_columns_clash_are_refused(params) -> None:
     assert "would both be column" in b.run[0].error and b.results.df.empty
 
 
+@pytest.mark.hostile("bad arguments refused before running")
 def test_save_ids_onto_a_folder_says_so(tmp_path: Path) -> None:
     b = Batch("ids")
     b.add_run(Square, {"x": 1})
@@ -673,6 +679,7 @@ def test_save_ids_onto_a_folder_says_so(tmp_path: Path) -> None:
         b.save_ids()
 
 
+@pytest.mark.hostile("bad arguments refused before running")
 def test_a_batch_refuses_a_research_folder() -> None:
     r = slurmbatch.Research("both").add_callable(_double, x=slurmbatch.EC("x"), save_to="y")
     r.domain = slurmbatch.Domain({"x": [1]})
@@ -687,6 +694,7 @@ def _double(x):
     return 2 * x
 
 
+@pytest.mark.hostile("bad arguments refused before running")
 def test_a_run_made_directly_works_as_in_batchpy() -> None:
     b = Batch("direct")
     run = Square(b, saveresult=False, x=5)
@@ -707,6 +715,7 @@ def test_a_run_made_directly_works_as_in_batchpy() -> None:
         Square(b, saveresult="no", x=1)
 
 
+@pytest.mark.hostile("re-attached failures")
 def test_a_reattached_batch_tells_which_configurations_failed() -> None:
     b = Batch("refail")
     b.add_factorial_runs(Flaky, {"x": [0, 1, 2, 3]})

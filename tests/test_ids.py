@@ -163,6 +163,7 @@ def test_kind_of_uses_module_and_qualname() -> None:
     assert enc.kind_of(in_a) != enc.kind_of(in_b)
 
 
+@pytest.mark.hostile("inherited or invalid identity")
 def test_kind_of_takes_the_classes_own_kind_and_refuses_a_bad_one() -> None:
     enc = Encoder()
     explicit = type("Renamed", (), {"kind": "my-run-v1"})
@@ -585,6 +586,7 @@ def _cls(name: str, bases: tuple = (), **attrs: object) -> type:
     return type(name, bases, {"__module__": "lab.runs", "__qualname__": name, **attrs})
 
 
+@pytest.mark.hostile("inherited or invalid identity")
 @given(st.lists(st.sampled_from(["kind", "none", "nothing"]), min_size=1, max_size=5))
 def test_a_kind_counts_only_in_the_class_that_defines_it(chain: list[str]) -> None:
     enc = Encoder()
@@ -623,6 +625,7 @@ def _factory_nested(n: int) -> type:
     return Outer.Inner
 
 
+@pytest.mark.hostile("Run classes made in functions")
 @pytest.mark.parametrize("factory", [_factory, _factory_nested])
 def test_run_classes_made_in_functions_need_a_kind_or_set_id(factory) -> None:
     enc = Encoder()
@@ -635,6 +638,7 @@ def test_run_classes_made_in_functions_need_a_kind_or_set_id(factory) -> None:
             enc.kind_of(factory(n), local_ok=True).endswith("Outer.Inner")
 
 
+@pytest.mark.hostile("Run classes made in functions")
 def test_closure_run_classes_no_longer_share_an_id() -> None:
     import slurmbatch
 
@@ -649,6 +653,7 @@ def test_closure_run_classes_no_longer_share_an_id() -> None:
     assert [r.result for r in runs] == [2, 3]
 
 
+@pytest.mark.hostile("inherited or invalid identity")
 def test_an_inherited_set_id_is_refused_an_own_one_is_used() -> None:
     import slurmbatch
 
@@ -677,6 +682,7 @@ def test_an_inherited_set_id_is_refused_an_own_one_is_used() -> None:
     assert len(b.run) == 2
 
 
+@pytest.mark.hostile("inherited or invalid identity")
 def test_an_inherited_slurmbatch_key_also_names_the_subclass() -> None:
     enc = Encoder()
     keyed = _cls("Keyed", __slurmbatch_key__="k-v1")
@@ -712,6 +718,7 @@ _FIELDS = st.lists(st.tuples(st.sampled_from("abxy"), st.sampled_from(["<i4", "<
                    min_size=1, max_size=3, unique_by=lambda f: f[0])
 
 
+@pytest.mark.hostile("distinct numpy values, one id")
 @settings(max_examples=200)
 @given(_FIELDS, _FIELDS)
 def test_structured_dtypes_void_scalars_and_arrays_differ_when_they_differ(f1, f2) -> None:
@@ -724,6 +731,7 @@ def test_structured_dtypes_void_scalars_and_arrays_differ_when_they_differ(f1, f
     assert (enc.encode(a1) == enc.encode(a2)) == (d1 == d2 and d1.names == d2.names)
 
 
+@pytest.mark.hostile("distinct numpy values, one id")
 def test_dtype_offsets_sub_arrays_and_plain_dtypes() -> None:
     enc = Encoder()
     packed = np.dtype({"names": ["a", "b"], "formats": ["<i2", "<i2"], "offsets": [0, 2],
@@ -736,6 +744,7 @@ def test_dtype_offsets_sub_arrays_and_plain_dtypes() -> None:
     assert enc.encode(np.dtype("<f8")) == b"y" + b"s3:<f8"  # plain dtypes: as before
 
 
+@pytest.mark.hostile("distinct numpy values, one id")
 def test_masked_arrays_differ_by_mask_and_fill_value() -> None:
     enc = Encoder()
     data = [1.0, 2.0, 3.0, 4.0]
@@ -749,6 +758,7 @@ def test_masked_arrays_differ_by_mask_and_fill_value() -> None:
         enc.encode(np.ma.array(list(data), mask=list(masks[3])))
 
 
+@pytest.mark.hostile("distinct numpy values, one id")
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 def test_array_subclasses_are_not_plain_arrays() -> None:
     enc = Encoder()
@@ -760,6 +770,7 @@ def test_array_subclasses_are_not_plain_arrays() -> None:
     assert enc.encode(np.matrix(plain)) == enc.encode(np.matrix([[1, 2], [3, 4]]))
 
 
+@pytest.mark.hostile("distinct numpy values, one id")
 def test_numpy_scalars_that_item_would_confuse() -> None:
     enc = Encoder()
     third = np.longdouble(1) / 3
@@ -775,6 +786,7 @@ def test_numpy_scalars_that_item_would_confuse() -> None:
     assert enc.encode(np.int16(7)) == enc.encode(7)
 
 
+@pytest.mark.hostile("distinct numpy values, one id")
 def test_only_numpys_own_ufuncs_are_named() -> None:
     enc = Encoder()
     assert enc.encode(np.add) == b"u" + b"s9:numpy.add"
@@ -786,6 +798,7 @@ def test_only_numpys_own_ufuncs_are_named() -> None:
         enc.encode(named(len, "abs_v1"))
 
 
+@pytest.mark.hostile("values that cannot be stored")
 @pytest.mark.parametrize("digits", [4001, 4300, 4301, 10_000])
 def test_ints_too_long_to_store_are_refused_naming_the_parameter(digits: int) -> None:
     big = 10 ** (digits - 1)

@@ -42,6 +42,7 @@ _EXPECT = {
 }
 
 
+@pytest.mark.hostile("lane deaths: what killed the run")
 @pytest.mark.parametrize("how", list(_EXPECT))
 def test_a_lane_death_says_what_it_was_and_only_its_run_fails(how: str) -> None:
     b = Batch(f"dies_{how}")

@@ -367,6 +367,7 @@ def _count():
     yield from range(3)
 
 
+@pytest.mark.hostile("Research plan mistakes refused at run()")
 @pytest.mark.parametrize("key", ["c", "A", "a ", "b.c", ""])
 def test_ec_of_a_key_no_config_has_is_refused(key: str) -> None:
     for args in ({"x": EC(key)}, {"x": [1, {"k": EC(key)}]}, {"x": (EC(key)["i"],)}):
@@ -382,6 +383,7 @@ def test_ec_of_a_key_no_config_has_is_refused(key: str) -> None:
     assert len(partial.results.df) == 1  # a key some configs have: theirs run
 
 
+@pytest.mark.hostile("Research plan mistakes refused at run()")
 @pytest.mark.parametrize("name", ["nope", "u2", "inst.method", "U"])
 def test_o_of_an_unknown_unit_is_refused(name: str) -> None:
     r = Research("o").add_callable("u", _ident, x=O(name), save_to="y")
@@ -394,6 +396,7 @@ def test_o_of_an_unknown_unit_is_refused(name: str) -> None:
     (1, 1, False), ("%0", 1, False), (2, 1, True), ("%1", "%0", True), ("%1", "%1", False),
     ([3, "%0"], 1, False), ("last", 1, True), ("last", "last", False), (1, "%2", False),
 ])
+@pytest.mark.hostile("Research plan mistakes refused at run()")
 def test_o_of_a_later_unit_is_refused_when_read_before_it_ran(when_reader, when_later,
                                                                ok) -> None:
     r = Research("later").add_callable("reader", _ident, x=O("writer"), save_to="y",
@@ -411,6 +414,7 @@ def test_o_of_a_later_unit_is_refused_when_read_before_it_ran(when_reader, when_
 @pytest.mark.parametrize("first, second", [
     ("y", "y"), ("y", ["y", "z"]), (["a", "y"], ["y"]), (["y", None], "y"),
 ])
+@pytest.mark.hostile("Research plan mistakes refused at run()")
 def test_two_units_saving_to_one_name_are_refused(first, second) -> None:
     r = Research("dup").add_callable("u1", _ident, save_to=first)
     with pytest.raises(ParameterError, match=r"unit 'u1' saves to 'y' already.*own name"):

@@ -22,6 +22,7 @@ class Sparse(Run):
         return {"v": value, "always": i} if present else {"always": i}
 
 
+@pytest.mark.hostile("table fidelity")
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(_EDGES), st.booleans()), min_size=1, max_size=6),
        st.sampled_from([1, 3, 1000]))
@@ -48,6 +49,7 @@ class WithNan(Run):
         return {"x2": x * 2}
 
 
+@pytest.mark.hostile("filters and empty tables")
 def test_a_filter_never_matches_runs_without_the_parameter() -> None:
     b = Batch("nanfilter")
     b.add_run(WithNan, {"x": 1})
@@ -65,6 +67,7 @@ def test_a_filter_never_matches_runs_without_the_parameter() -> None:
     assert ours == {2}
 
 
+@pytest.mark.hostile("filters and empty tables")
 def test_empty_results_and_filters_keep_the_columns() -> None:
     b = Batch("keepcols")
     b.add_factorial_runs(WithNan, {"x": [1, 2]})
@@ -78,6 +81,7 @@ def test_empty_results_and_filters_keep_the_columns() -> None:
     assert list(b.results.filter(x=99).filter(x=1).df.columns) == cols
 
 
+@pytest.mark.hostile("re-attached failures")
 def test_failed_shows_the_parameters_of_each_failure() -> None:
     b = Batch("failcols")
     b.add_factorial_runs(Fails, {"x": [1, 2, 3], "tag": ["a", "b"]})

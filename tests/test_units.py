@@ -522,6 +522,7 @@ def test_same_function_twice_gets_unique_names_and_outputs():
     assert list(r.results.df["x"]) == [12]
 
 
+@pytest.mark.hostile("Research plan mistakes refused at run()")
 def test_output_of_a_later_unit_is_refused_before_anything_runs(capsys):
     r = Research()
     r.add_callable(ident, x=O("later"), save_to="x")

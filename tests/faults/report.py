@@ -63,7 +63,11 @@ def main(argv: list[str]) -> int:
     if not rows:
         print(f"{rows_path} holds no rows: did the fault tests run?", file=sys.stderr)
         return 1
-    out_path.write_text(render(rows))
+    # the "Hostile input" section (scripts/hostile.sh) is kept as it is
+    marker = "<!-- hostile input:"
+    old = out_path.read_text() if out_path.exists() else ""
+    tail = old[old.index(marker):] if marker in old else ""
+    out_path.write_text(render(rows) + ("\n" + tail if tail else ""))
     print(f"{out_path}: {len(rows)} faults")
     return 0
 
