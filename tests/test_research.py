@@ -422,3 +422,26 @@ def test_two_units_saving_to_one_name_are_refused(first, second) -> None:
     with pytest.raises(ParameterError, match=r"this unit saves to 'y' already"):
         Research("dup2").add_callable("u", _ident, save_to=["y", "y"])
     assert [u.name for u in r.units] == ["u1"]
+
+
+def _grow(lst, dct):
+    lst.append(len(lst))
+    dct["seen"] = True
+    return len(lst)
+
+
+@pytest.mark.hostile("run() mutating its parameters")
+@pytest.mark.parametrize("workers", [None, 2])
+def test_a_unit_that_mutates_the_config_changes_nothing_stored(workers) -> None:
+    domain = Domain({"lst": [[1], [1, 2]], "dct": [{"k": 1}]})
+    r = Research("mutcfg", domain=domain).add_callable(
+        "g", _grow, lst=EC("lst"), dct=EC("dct"), save_to="n")
+    r.run(n_iters=2, workers=workers, bar=False)
+    df = r.results.df.sort_values(["n"])
+    assert sorted(map(len, df["lst"])) == [1, 1, 2, 2]  # as configured, in every row
+    assert df["dct.k"].tolist() == [1] * 4 and "dct.seen" not in df
+    assert sorted(df["n"]) == [2, 3, 3, 4]  # one copy per experiment, kept over iterations
+    again = Research("mutcfg", domain=domain).add_callable(
+        "g", _grow, lst=EC("lst"), dct=EC("dct"), save_to="n")
+    again.run(n_iters=2, bar=False)
+    assert again.report.executed == 0
