@@ -571,7 +571,8 @@ def test_truncated_journal_keeps_its_intact_rows(tmp_path: Path) -> None:
         w.add(rec(i, {"v": i}))
     (journal,) = tmp_path.glob(".*.journal")
     data = journal.read_bytes()
-    copy = tmp_path / ".seg-copy.h5.journal"
+    (tmp_path / "copy").mkdir()
+    copy = tmp_path / "copy" / journal.name
     copy.write_bytes(data[:-5])  # the last row cut short
     assert len(read_journal(copy)) == 2
     w.close()

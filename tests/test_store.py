@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -404,21 +405,26 @@ def test_layout_is_plain_hdf5(tmp_path: Path) -> None:
 # -- crash safety and permissions -------------------------------------------------------------
 def test_final_name_appears_only_after_complete_write(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """While the content is written only the .tmp file exists; afterwards only the final."""
+    """While the content is written only the .tmp file (an unpredictable name) exists;
+    afterwards only the final."""
     final = tmp_path / "seg-a.h5"
-    tmp = tmp_path / ".seg-a.h5.tmp"
     seen = []
     real_write = store._write
 
+    def temps() -> list[str]:
+        return [p.name for p in tmp_path.glob(".seg-a.h5.*.tmp")]
+
     def spying_write(f: h5py.File, t: Table) -> None:
-        seen.append((final.exists(), tmp.exists()))
+        seen.append((final.exists(), temps()))
         real_write(f, t)
-        seen.append((final.exists(), tmp.exists()))
+        seen.append((final.exists(), temps()))
 
     monkeypatch.setattr(store, "_write", spying_write)
     write_table(final, build([{"v": 1}]))
-    assert seen == [(False, True), (False, True)]
-    assert final.exists() and not tmp.exists()
+    (name,) = seen[0][1]
+    assert re.fullmatch(r"\.seg-a\.h5\.[0-9a-f]{16}\.tmp", name)
+    assert seen == [(False, [name]), (False, [name])]
+    assert final.exists() and not temps()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg-a.h5"]
     assert read_table(final).value(0) == {"v": 1}
 
