@@ -859,6 +859,8 @@ def check_table(t: Table) -> None:
         raise ValueError("unknown status codes")
     if not np.isin(t.form, (FORM_NONE, FORM_DICT, FORM_VALUE)).all():
         raise ValueError("unknown result forms")
+    if ((t.status == FAILED) & (t.form != FORM_NONE)).any():
+        raise ValueError("failed rows with a result")
     if not all(type(r) is int and 0 <= r < n and type(e) is str for r, e in t.errors.items()):
         raise ValueError("error texts of rows that do not exist")
     forms = {(): t.form == FORM_VALUE, None: t.form == FORM_DICT}

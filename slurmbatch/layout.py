@@ -189,14 +189,24 @@ def fsync_dir(path: Path) -> None:
 
 
 def probe_writable(folder: Path) -> None:
-    """StoreError naming ``folder`` unless a file can be created (and removed) in it."""
+    """StoreError naming ``folder`` unless you may create files in it (permissions as
+    the kernel checks them for you, read-only file systems included). Asked with
+    access(2), not by writing a probe: a check that is refused changes nothing, not even
+    the folder's modification time."""
+    effective = os.access in os.supports_effective_ids
+    if not os.access(folder, os.W_OK | os.X_OK, effective_ids=effective):
+        why = ("it is on a read-only file system: choose another path"
+               if _read_only_fs(folder) else
+               "make it writable (chmod u+w) or choose another path")
+        raise StoreError(f"{folder} is not writable, so results could not be stored there: "
+                         f"{why}")
+
+
+def _read_only_fs(folder: Path) -> bool:
     try:
-        tmp, fd = new_temp(folder / "probe")
-        os.close(fd)
-        tmp.unlink()
-    except OSError as exc:
-        raise StoreError(f"{folder} is not writable ({exc.strerror}), so results could not "
-                         f"be stored there: {_fix(exc)}") from None
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -643,12 +643,16 @@ def _read_v2(f: h5py.File, version: int) -> Table:
     ids[:] = [b.decode("ascii") for b in raw.tolist()]
     meta = f["rows/meta"][()]
     if len(ids) != n or len(meta) != n:
-        raise SegmentFormatError(f"holds {len(ids)} ids and {len(meta)} rows but says it has "
-                                 f"{n} rows")
+        raise SegmentFormatError(f"damaged content: {len(ids)} ids and {len(meta)} rows but "
+                                 f"it says {n} rows")
     errors: dict[int, str] = {}
+    if bool(info["errors"]) != ("errors" in f):
+        raise SegmentFormatError("damaged content: its error texts are not as counted")
     if info["errors"]:
-        erows = f["errors/rows"][()]
-        errors = {int(i): str(s) for i, s in zip(erows, _read_text(f["errors/text"]))}
+        erows, texts = f["errors/rows"][()], _read_text(f["errors/text"])
+        if not len(erows) == len(texts) == info["errors"] or erows.dtype.kind not in "iu":
+            raise SegmentFormatError("damaged content: its error texts are not as counted")
+        errors = {int(i): str(s) for i, s in zip(erows, texts)}
     attrs = {"format": SEGMENT_FORMAT, "format_version": version, "rows": n,
              "created": info["created"], **info["attrs"]}
     return Table(
