@@ -356,6 +356,9 @@ def recover_journals(folder: Path) -> list[Path]:
             with os.fdopen(os.dup(fd), "rb") as f:
                 header, table = _journal_table(f.read(), name)
             segment = folder / header["segment"]
+            if os.path.islink(segment):
+                _left(path, f"a symbolic link has its segment's name {segment.name}")
+                continue
             if len(table) and not os.path.lexists(segment):
                 write_table(segment, table)
                 written.append(segment)

@@ -4,7 +4,11 @@ parameters never in a shell or an #SBATCH line, another user's folder only if to
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,7 +18,12 @@ from hypothesis import strategies as st
 
 import slurmbatch
 from slurmbatch.cli import main
+from slurmbatch.collect import Collector
+from slurmbatch.records import DONE, Record
 from slurmbatch.results import PICKLED
+from slurmbatch.store import SegmentWriter, read_table
+
+from conftest import ROOT
 
 OTHER = 54321  # a uid that is not ours
 
@@ -123,3 +132,153 @@ def test_a_folder_path_that_would_break_the_sbatch_script_is_refused(path: str) 
         with pytest.raises(slurmbatch.OptionError, match="line break"):
             submit()
     assert not Path(path).exists()  # refused before anything was written
+
+
+# -- provenance: another user's records never move into a file of yours ----------------------
+class Evil:
+    """Unpickling it makes the folder ``marker``: proof that foreign code ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.mkdir, (self.marker,))
+
+
+def _record(i: int, value: object) -> Record:
+    return Record(id=f"{i:040x}", kind="k", params={"i": i}, iteration=0, status=DONE,
+                  value=value, error="", started=1.0 + i, finished=2.0 + i, runtime=1.0, lane=0)
+
+
+def _dead_journal(folder: Path, records: list[Record], tag: str) -> Path:
+    """A journal left by a writer that died (its lock went with it)."""
+    w = SegmentWriter(folder, tag=tag, allow_pickle=True)
+    for r in records:
+        w.add(r)
+    assert w._journal is not None
+    os.close(w._journal.fd)
+    return w._journal.path
+
+
+def _snapshot(paths: list[Path]) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_uid) for p in paths}
+
+
+def _check_foreign_files_never_move(segs: Path, theirs: list[Path], their_ids: set[str],
+                                    marker: Path, other: int) -> None:
+    """Recovery, consolidation and collection with allow_pickle leave ``theirs`` as they
+    are, never copy their records into a file of ours, never unpickle them."""
+    before = _snapshot(theirs)
+    with pytest.warns(UserWarning, match=f"belongs to uid {other}"):
+        SegmentWriter(segs, tag="next")  # what every batch() does first: recovery
+    with pytest.warns(UserWarning, match=f"belongs to uid {other}"):
+        merged = Collector(segs, allow_pickle=True).consolidate()
+    assert merged is not None and merged.stat().st_uid == os.geteuid()
+    assert not their_ids & set(read_table(merged).ids)  # only our own records merged
+    for p in segs.iterdir():
+        if p not in theirs and not p.name.startswith(".consolidate"):
+            assert p.stat().st_uid == os.geteuid()
+            if p.name.endswith(".h5"):
+                assert not their_ids & set(read_table(p).ids), p
+    assert _snapshot(theirs) == before
+    with pytest.warns(UserWarning, match=f"belongs to uid {other}"):
+        res = Collector(segs, allow_pickle=True).collect()
+        df = res.df
+    assert their_ids <= set(res.ids)  # their results still show ...
+    assert set(df.loc[df["id"].isin(their_ids), "o"]) == {PICKLED}  # ... never unpickled
+    with warnings.catch_warnings(), pytest.raises(slurmbatch.ResultError, match="belongs"):
+        warnings.simplefilter("ignore")
+        res.result(sorted(their_ids)[0])
+    assert not marker.exists(), "another user's pickle ran"
+
+
+def test_recovery_and_consolidation_never_re_own_another_users_records(tmp_path: Path) -> None:
+    _root_only()
+    segs = tmp_path / "segments"
+    segs.mkdir()
+    marker = tmp_path / "pwned"
+    evil = Evil(str(marker))
+    mine = []
+    for k in range(2):
+        w = SegmentWriter(segs, tag=f"mine{k}", allow_pickle=True)
+        w.add(_record(k, {"o": Opaque(k)}))
+        w.close()
+        mine += w.written
+    _dead_journal(segs, [_record(9, {"o": Opaque(9)})], "minedead")
+    w = SegmentWriter(segs, tag="theirs", allow_pickle=True)
+    for i in (3, 4):
+        w.add(_record(i, {"o": evil}))
+    w.close()
+    theirs = [*w.written, _dead_journal(segs, [_record(i, {"o": evil}) for i in (5, 6)], "dead")]
+    for p in theirs:
+        os.chown(p, OTHER, OTHER)
+    _check_foreign_files_never_move(segs, theirs, {f"{i:040x}" for i in (3, 4, 5, 6)}, marker,
+                                    OTHER)
+    res = Collector(segs, allow_pickle=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert sorted(res.collect().result(f"{i:040x}")["o"].v for i in (0, 1, 9)) == [0, 1, 9]
+
+
+SECOND_USER = 65534
+
+
+def test_a_real_second_user_writes_pickles_journals_and_segments(tmp_path: Path) -> None:
+    """Files made by another uid (setpriv), not merely chowned, in our batch's folder."""
+    _root_only()
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv (util-linux)")
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        their_dir = base / "their"
+        their_dir.mkdir()
+        os.chown(their_dir, SECOND_USER, SECOND_USER)
+        marker = base / "pwned"
+        code = f"""
+import os
+from slurmbatch.records import Record, DONE
+from slurmbatch.store import SegmentWriter
+assert os.geteuid() == {SECOND_USER}
+class Evil:
+    def __reduce__(self):
+        return (os.mkdir, ({str(marker)!r},))
+def rec(i):
+    return Record(id=f"{{i:040x}}", kind="k", params={{"i": i}}, iteration=0, status=DONE,
+                  value={{"o": Evil()}}, error="", started=1.0, finished=2.0, runtime=1.0)
+w = SegmentWriter({str(their_dir)!r}, tag="theirs", allow_pickle=True)
+w.add(rec(3)); w.add(rec(4)); w.close()
+w = SegmentWriter({str(their_dir)!r}, tag="dead", allow_pickle=True)
+w.add(rec(5)); w.add(rec(6))
+os._exit(0)  # dies with its journal open
+"""
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
+               "HOME": str(their_dir)}
+        subprocess.run(["setpriv", f"--reuid={SECOND_USER}", f"--regid={SECOND_USER}",
+                        "--clear-groups", sys.executable, "-c", code], cwd=their_dir,
+                       env=env, check=True, timeout=120, capture_output=True)
+        made = sorted(their_dir.iterdir())
+        assert {p.stat().st_uid for p in made} == {SECOND_USER} and len(made) == 2
+        b = slurmbatch.Batch("mine", path=base / "res", pickle_results=True)
+        b.add_factorial_runs(Pickled, {"x": [1, 2, 3]})
+        b(executor="debug", bar=False)
+        segs = base / "res" / "mine" / "segments"
+        theirs = []
+        for p in made:
+            os.rename(p, segs / p.name)  # their files, their uid, in our folder
+            theirs.append(segs / p.name)
+        b2 = slurmbatch.Batch("mine", path=base / "res", pickle_results=True)
+        b2.add_factorial_runs(Pickled, {"x": [1, 2, 3, 4]})
+        with pytest.warns(UserWarning, match=f"belongs to uid {SECOND_USER}"):
+            b2(executor="debug", bar=False)  # recovery runs first: their journal stays
+        w = SegmentWriter(segs, tag="more", allow_pickle=True)  # a second file of ours
+        w.add(_record(50, {"o": Opaque(50)}))
+        w.close()
+        _check_foreign_files_never_move(segs, theirs, {f"{i:040x}" for i in (3, 4, 5, 6)},
+                                        marker, SECOND_USER)
+        with pytest.warns(UserWarning, match=f"belongs to uid {SECOND_USER}"):
+            df = slurmbatch.collect(base / "res" / "mine", allow_pickle=True).df
+        assert sorted(o.v for o in df["o"] if isinstance(o, Opaque)) == [1, 2, 3, 4, 50]
+        assert not marker.exists()
+    finally:
+        shutil.rmtree(base)
