@@ -3,22 +3,28 @@ parameters never in a shell or an #SBATCH line, another user's folder only if to
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
 import warnings
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import slurmbatch
 from slurmbatch.cli import main
+from slurmbatch.codec import RowEncoder, row_to_json
 from slurmbatch.collect import Collector
+from slurmbatch.layout import BatchFolder
 from slurmbatch.records import DONE, Record
 from slurmbatch.results import PICKLED
 from slurmbatch.store import SegmentWriter, read_table
@@ -282,3 +288,143 @@ os._exit(0)  # dies with its journal open
         assert not marker.exists()
     finally:
         shutil.rmtree(base)
+
+
+# -- planted symbolic links and files at every name slurmbatch creates -----------------------
+def _plant(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, link)
+
+
+SEGMENT = "seg-dead-h-1-00000-abcdef.h5"
+PLANTED = [".lock", f".batch.json.{os.getpid()}.tmp", "segments/.consolidate.lock",
+           f"segments/.{SEGMENT}.tmp", f"segments/{SEGMENT}"]
+
+
+@pytest.mark.parametrize("target", ["file", "dangling", "folder"])
+@pytest.mark.parametrize("name", PLANTED)
+def test_a_planted_symlink_never_writes_through(tmp_path: Path, name: str, target: str) -> None:
+    """A link at a name slurmbatch opens (lock files, the old predictable temporary names,
+    recovery's segment name): the victim is untouched, and each step works or raises
+    StoreError naming the file."""
+    victim = tmp_path / "victim"
+    if target == "file":
+        victim.write_bytes(b"precious")
+    elif target == "folder":
+        victim.mkdir()
+    root = Path("_res/sym")
+    if name != ".lock":  # a folder made by slurmbatch (a .lock alone is one in creation)
+        BatchFolder(root).create()
+    _plant(root / name, victim)
+    if name.startswith("segments/"):
+        segs = root / "segments"
+        journal = segs / f".{SEGMENT}.journal"  # a dead writer's journal to recover
+        header = {"format": "slurmbatch-journal", "version": 1, "segment": SEGMENT,
+                  "host": "h", "attrs": {}}
+        journal.write_bytes(_frame(json.dumps(header).encode())
+                            + _frame(row_to_json(RowEncoder()(_record(7, {"v": 7})))))
+    b = slurmbatch.Batch("sym")
+    b.add_factorial_runs(Echo, {"text": ["a", "b"]})
+    steps = [lambda: b(executor="debug", bar=False),
+             lambda: Collector(root / "segments").consolidate(),
+             lambda: slurmbatch.collect(root)]
+    outcomes = []
+    for step in steps:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                step()
+            outcomes.append("ok")
+        except slurmbatch.StoreError as exc:
+            assert str(root.absolute() / name) in str(exc) or str(root / name) in str(exc) or \
+                "symbolic link" in str(exc)
+            outcomes.append("refused")
+    if target == "file":
+        assert victim.read_bytes() == b"precious"
+    elif target == "folder":
+        assert list(victim.iterdir()) == []
+    else:
+        assert not os.path.lexists(victim)
+    assert (root / name).is_symlink()  # never replaced either
+    if name in (".lock", "segments/.consolidate.lock"):
+        assert "refused" in outcomes
+    else:
+        assert outcomes == ["ok", "ok", "ok"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a link at a segment's name: reported
+            # the two runs, and the dead writer's record (recovered or read from its journal)
+            assert len(slurmbatch.collect(root)) == 2 + name.startswith("segments/")
+
+
+def _frame(payload: bytes) -> bytes:
+    return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "foreign"])
+def test_a_lock_file_that_is_not_our_own_regular_file_is_refused(kind: str) -> None:
+    if kind == "foreign":
+        _root_only()
+    root = Path("_res/lk")
+    BatchFolder(root).create()
+    b = slurmbatch.Batch("lk")
+    b.add_factorial_runs(Echo, {"text": ["a"]})
+    for lock in (root / ".lock", root / "segments" / ".consolidate.lock"):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "folder":
+            lock.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(lock)
+        else:
+            lock.write_text("{}")
+            os.chown(lock, OTHER, OTHER)
+    match = {"folder": "not a regular file|unusable", "fifo": "not a regular file",
+             "foreign": f"owned by uid {OTHER}"}[kind]
+    with pytest.raises(slurmbatch.StoreError, match=match):
+        b(executor="debug", bar=False)
+    with pytest.raises(slurmbatch.StoreError, match=match):
+        Collector(root / "segments").consolidate()
+    assert len(slurmbatch.collect(root)) == 0  # refused before anything ran
+
+
+def test_a_symlinked_segment_is_reported_not_read(tmp_path: Path) -> None:
+    b = slurmbatch.Batch("ln")
+    b.add_factorial_runs(Echo, {"text": ["a"]})
+    b(executor="debug", bar=False)
+    (seg,) = Path("_res/ln/segments").glob("seg-*.h5")
+    outside = tmp_path / "outside.h5"
+    os.rename(seg, outside)
+    os.symlink(outside, seg)
+    with pytest.warns(UserWarning, match="symbolic link"):
+        res = slurmbatch.collect("_res/ln")
+    assert len(res) == 0 and seg.name in res.problems
+
+
+# -- modes whatever the umask -----------------------------------------------------------------
+@pytest.mark.parametrize("umask", [0o000, 0o002, 0o022, 0o077])
+def test_every_folder_is_755_and_every_file_644_whatever_the_umask(umask: int) -> None:
+    from slurmbatch.layout import make_dir, write_atomic, write_npy
+
+    old = os.umask(umask)
+    live = None
+    try:
+        b = slurmbatch.Batch("modes", path="deep/er/res", segment_rows=1)
+        b.add_factorial_runs(Echo, {"text": ["a", "b", "c"]})
+        b(executor="debug", bar=False)
+        segs = Path("deep/er/res/modes/segments")
+        assert Collector(segs).consolidate() is not None
+        live = SegmentWriter(segs, tag="live")  # an open segment's journal
+        live.add(_record(99, {"v": 1}))
+        make_dir(Path("deep/other/a/b"))
+        write_atomic(Path("deep/other/a/b/file.json"), b"{}")
+        write_npy(Path("deep/other/a/ids.npy"), np.asarray(["x"]))
+        paths = [Path("deep"), *Path("deep").rglob("*")]
+        assert any(p.name.endswith(".journal") for p in paths)
+        assert {"batch.json", ".lock", ".consolidate.lock", "segments", "plans"} <= \
+            {p.name for p in paths}
+        for p in paths:
+            mode = stat.S_IMODE(p.lstat().st_mode)
+            assert mode == (0o755 if p.is_dir() else 0o644), (p, oct(mode))
+    finally:
+        os.umask(old)
+        if live is not None:
+            live.close()
