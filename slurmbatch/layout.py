@@ -334,9 +334,11 @@ class BatchFolder:
         try:
             st = os.stat(root)
         except FileNotFoundError:
-            if os.path.islink(root):
-                raise StoreError(f"{root} is a symbolic link to {os.readlink(root)}, which "
-                                 "does not exist: create that folder, or remove the link") from None
+            for p in (root, *root.parents):
+                if os.path.islink(p) and not p.exists():
+                    raise StoreError(f"{p} is a symbolic link to {os.readlink(p)}, which "
+                                     "does not exist: create that folder, or remove the link"
+                                     ) from None
             return False
         except OSError as exc:
             if exc.errno == errno.ENOTDIR:
