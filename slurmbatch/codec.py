@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import json.scanner
 import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -881,9 +882,10 @@ def check_table(t: Table) -> None:
 
 def _check_paths(group: str, covered: dict[tuple[str, ...], list[np.ndarray]]) -> None:
     """No row holds two values at one path, or a value at a path and below it."""
-    joined = {p: np.concatenate(r) for p, r in covered.items()}
+    joined = {p: r[0] if len(r) == 1 else np.concatenate(r) for p, r in covered.items()}
     for path, rows in joined.items():
-        if len(np.unique(rows)) != len(rows):
+        # one column's rows ascend (checked): only several columns of a path can clash
+        if len(covered[path]) > 1 and len(np.unique(rows)) != len(rows):
             raise ValueError(f"{group} {'.'.join(path)!r} has two values in one row")
         for cut in range(1, len(path)):
             above = joined.get(path[:cut])
@@ -937,9 +939,22 @@ def _check_column(col: Column, n: int) -> np.ndarray:
             isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 1 for x in flat)):
         raise ValueError("bytes that are not byte arrays")
     if kind == "json":
+        tagged = col.pytype == TAGGED
         for text in flat:  # type: ignore[union-attr]
-            value = json.loads(text)
-            if col.pytype == TAGGED:
+            value = _json_value(text)
+            if tagged:
                 _untree(value)
     return rows
+
+
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+
+
+def _json_value(text: str) -> Any:
+    """``json.loads(text)``, faster for what json.dumps writes (no surrounding spaces)."""
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        end = -1
+    return value if end == len(text) else json.loads(text)
 
