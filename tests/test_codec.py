@@ -4,6 +4,7 @@ always agree."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,12 @@ def _positions(v: Any) -> list[Any]:
     return [v, {"v": v}, {"v": [1, v]}, {"v": (v, "a")}, {"v": {"w": [v]}}, [v, v]]
 
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PendingDeprecationWarning)  # np.matrix: what users have
+    MATRICES = [np.matrix([[1, 2], [3, 4]]), np.matrix(np.arange(3.0))]
 SUBCLASSES = {
-    "matrix": np.matrix([[1, 2], [3, 4]]),
-    "matrix_row": np.matrix(np.arange(3.0)),
+    "matrix": MATRICES[0],
+    "matrix_row": MATRICES[1],
     "recarray": np.rec.array([(1, 2.0)], dtype=[("a", np.int64), ("b", np.float64)]),
     "masked": np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]),
     "masked_nomask": np.ma.masked_array([1.5, 2.5]),

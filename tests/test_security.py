@@ -277,7 +277,8 @@ os._exit(0)  # dies with its journal open
         b2.add_factorial_runs(Pickled, {"x": [1, 2, 3, 4]})
         with pytest.warns(UserWarning, match=f"belongs to uid {SECOND_USER}"):
             b2(executor="debug", bar=False)  # recovery runs first: their journal stays
-        w = SegmentWriter(segs, tag="more", allow_pickle=True)  # a second file of ours
+        with pytest.warns(UserWarning, match=f"belongs to uid {SECOND_USER}"):
+            w = SegmentWriter(segs, tag="more", allow_pickle=True)  # a second file of ours
         w.add(_record(50, {"o": Opaque(50)}))
         w.close()
         _check_foreign_files_never_move(segs, theirs, {f"{i:040x}" for i in (3, 4, 5, 6)},
