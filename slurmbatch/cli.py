@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
     report = batch(executor=executor, **options)
     df = batch.results.df
     table = df.groupby("n")["error"].agg(["count", "mean", "max"])
-    print(f"\n{len(df)} results in {batch.folder.root}; mean |pi - estimate| by sample size:")
+    print(f"\n{len(df)} results in {batch.path / batch.name}; mean |pi - estimate| by sample size:")
     print(table.to_string())
     return 0 if report.failed == 0 else 1
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import json.scanner
 import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -189,6 +190,8 @@ def _scalar_kind(v: Any) -> str | None:
     t = type(v)
     if t is bool or t is np.bool_:
         return "bool"
+    if isinstance(v, _INEXACT):  # no exact native form (see _unstorable_numpy)
+        return None
     if t is int or isinstance(v, np.integer):
         return "int" if _INT_MIN <= v <= _INT_MAX else None
     if t is float or isinstance(v, np.floating):
@@ -234,6 +237,9 @@ class _Tree:
             return self._tag(_TUPLE, [self(x) for x in v])
         if isinstance(v, str):
             return str.__str__(v)
+        odd = _unstorable_numpy(v)
+        if odd is not None:
+            raise Unstorable(f"{odd} inside it has no native form")
         if isinstance(v, bool | np.bool_):
             return bool(v)
         if isinstance(v, int | np.integer):
@@ -242,7 +248,7 @@ class _Tree:
             return float(v)  # as a top-level numpy scalar (long doubles too)
         if isinstance(v, complex | np.complexfloating):
             return self._tag(_COMPLEX, [float(v.real), float(v.imag)])
-        if _is_plain_array(v) and v.dtype.kind in "biufcUS":
+        if _is_plain_array(v):
             return self._tag(_ARRAY, _payload_to_json("array", v))
         if isinstance(v, bytes):
             return self._tag(_BYTES, base64.b64encode(v).decode())
@@ -263,13 +269,44 @@ class _Tree:
         return {tag: payload}
 
 
+# numpy scalars that a plain kind would change: long doubles lose precision as float64,
+# datetime64/timedelta64 (a timedelta64 is an np.integer) their unit
+_INEXACT = (np.longdouble, np.clongdouble, np.datetime64, np.timedelta64)
+ARRAY_KINDS = "biufcUS"  # dtype kinds an array column holds (as they are, long doubles too)
+
+
 def _is_plain_array(v: Any) -> bool:
-    """A numpy array whose data is all it says (a masked array's mask would be lost)."""
-    return isinstance(v, np.ndarray) and not isinstance(v, np.ma.MaskedArray)
+    """An ndarray itself (no subclass: np.matrix, recarray, masked arrays would come back
+    as something else) with a dtype an array column holds."""
+    return type(v) is np.ndarray and v.dtype.kind in ARRAY_KINDS and v.dtype.fields is None
+
+
+def _unstorable_numpy(v: Any) -> str | None:
+    """What a numpy value that no plain kind holds exactly is (for the error), else None."""
+    if isinstance(v, np.ndarray) and not _is_plain_array(v):
+        if type(v) is not np.ndarray:
+            return (f"a numpy {type(v).__name__} (an ndarray subclass, dtype {v.dtype}: "
+                    "stored as a plain array it would come back as another type; return "
+                    "np.asarray(x) if a plain array is what you mean)")
+        return f"a numpy array of dtype {v.dtype}{_time_hint(v.dtype)}"
+    if isinstance(v, _INEXACT):
+        if isinstance(v, np.longdouble | np.clongdouble):
+            return (f"a numpy {v.dtype} scalar (long double: float would lose its "
+                    "precision; return np.asarray(x) to keep it, or float(x))")
+        return f"a numpy {v.dtype} scalar{_time_hint(v.dtype)}"
+    return None
+
+
+def _time_hint(dtype: np.dtype) -> str:
+    if dtype.kind in "Mm":
+        return (" (store times as int64, x.astype('int64') with the unit in the name, or as "
+                "strings, np.datetime_as_string(x))")
+    return ""
 
 
 def _untree(node: Any) -> Any:
-    """The value ``_Tree`` encoded (from its parsed JSON)."""
+    """The value ``_Tree`` encoded (from its parsed JSON); ValueError if a tag's payload
+    is not what ``_Tree`` writes."""
     t = type(node)
     if t is list:
         return [_untree(x) for x in node]
@@ -277,17 +314,30 @@ def _untree(node: Any) -> Any:
         return node
     if len(node) == 1:
         ((tag, x),) = node.items()
-        if tag == _TUPLE:
-            return tuple(_untree(y) for y in x)
-        if tag == _ARRAY:
-            return np.array(_payload_from_json("array", x))
-        if tag == _BYTES:
-            return base64.b64decode(x)
-        if tag == _COMPLEX:
-            return complex(x[0], x[1])
-        if tag == _DICT:
-            return {k: _untree(y) for k, y in x.items()}
+        if tag in _TAGS:
+            return _untag(tag, x)
     return {k: _untree(y) for k, y in node.items()}
+
+
+def _untag(tag: str, x: Any) -> Any:
+    if tag == _TUPLE and type(x) is list:
+        return tuple(_untree(y) for y in x)
+    if tag == _ARRAY:
+        return np.array(_payload_from_json("array", x))
+    if tag == _BYTES and type(x) is str:
+        return _b64(x)
+    if tag == _COMPLEX and type(x) is list and len(x) == 2 and all(
+            type(y) in (int, float) for y in x):
+        return complex(x[0], x[1])
+    if tag == _DICT and type(x) is dict:
+        return {k: _untree(y) for k, y in x.items()}
+    raise ValueError(f"bad tagged value: {tag} of a {type(x).__name__}")
+
+
+def _b64(text: Any) -> bytes:
+    if type(text) is not str:
+        raise ValueError(f"base64 data is a {type(text).__name__}, not a string")
+    return base64.b64decode(text, validate=True)
 
 
 _FAST_SIGS = {float: ("float", "", ""), str: ("str", "", ""), bool: ("bool", "", ""),
@@ -320,11 +370,14 @@ class LeafEncoder:
                 return ("complex", "", ""), complex(v)
             return (sk, "", ""), v
         t = type(v)
+        odd = _unstorable_numpy(v)
+        if odd is not None:
+            return self._fallback(v, odd)
         if isinstance(v, np.integer):  # beyond int64, e.g. a large uint64
             return ("json", "", ""), json.dumps(int(v))
         if t is bytes or t is np.bytes_:
             return ("bytes", "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
-        if _is_plain_array(v) and v.dtype.kind in "biufcUS":
+        if _is_plain_array(v):
             dt = v.dtype.str if v.dtype.kind not in "US" else v.dtype.str[:2]
             return ("array", "", f"{dt}/{v.ndim}"), v
         if t is list or t is tuple:
@@ -725,16 +778,29 @@ def _payload_to_json(kind: str, p: Any) -> Any:
 
 
 def _payload_from_json(kind: str, p: Any) -> Any:
+    """A payload that ``_payload_to_json`` wrote; ValueError (or TypeError) otherwise."""
     if kind == "complex":
+        if type(p) is not list or len(p) != 2:
+            raise ValueError(f"complex value {p!r} is not a [real, imag] pair")
         return complex(p[0], p[1])
     if kind in _B64_KINDS:
-        return np.frombuffer(base64.b64decode(p), dtype=np.uint8)
+        return np.frombuffer(_b64(p), dtype=np.uint8)
     if kind == "array":
-        if p["d"] == "O":
+        if type(p) is not dict or set(p) not in ({"d", "s", "b"}, {"d", "s", "v"}):
+            raise ValueError("bad array payload")
+        shape = p["s"]
+        if type(shape) is not list or not all(type(n) is int and n >= 0 for n in shape):
+            raise ValueError(f"bad array shape {shape!r}")
+        if p["d"] == "O" and "v" in p:
+            if type(p["v"]) is not list or not all(type(x) is str for x in p["v"]):
+                raise ValueError("bad text array payload")
             out = np.empty(len(p["v"]), dtype=object)
             out[:] = p["v"]
-            return out.reshape(p["s"])
-        return np.frombuffer(base64.b64decode(p["b"]), dtype=np.dtype(p["d"])).reshape(p["s"])
+            return out.reshape(shape)
+        dtype = np.dtype(p["d"])
+        if dtype.kind not in ARRAY_KINDS or dtype.fields is not None or "b" not in p:
+            raise ValueError(f"bad array dtype {p['d']!r}")
+        return np.frombuffer(_b64(p["b"]), dtype=dtype).reshape(shape)
     return p
 
 
@@ -761,9 +827,32 @@ def _leaves_to_json(leaves: list) -> list:
     return [(path, sig, _payload_to_json(sig[0], payload)) for path, sig, payload in leaves]
 
 
-def _leaves_from_json(leaves: list) -> list:
-    return [(tuple(path), tuple(sig), _payload_from_json(sig[0], payload))
-            for path, sig, payload in leaves]
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (float,), "bool": (bool,), "none": (type(None),),
+    **dict.fromkeys(TEXT_KINDS, (str,))}
+
+
+def _leaves_from_json(leaves: Any) -> list:
+    """Leaves a journal row holds; ValueError unless each is what ``row_to_json`` wrote."""
+    if type(leaves) is not list:
+        raise ValueError("a journal row's leaves are not a list")
+    out = []
+    for leaf in leaves:
+        if type(leaf) is not list or len(leaf) != 3:
+            raise ValueError("bad leaf in a journal row")
+        path, sig, payload = leaf
+        if (type(path) is not list or not all(type(k) is str for k in path)
+                or type(sig) is not list or len(sig) != 3
+                or not all(type(x) is str for x in sig)):
+            raise ValueError(f"bad leaf path or signature {path!r} {sig!r}")
+        kind = sig[0]
+        if kind in _JSON_TYPES:
+            if type(payload) not in _JSON_TYPES[kind]:
+                raise ValueError(f"a {kind} leaf holds a {type(payload).__name__}")
+        elif kind not in ("complex", "array", *_B64_KINDS):
+            raise ValueError(f"unknown leaf kind {kind!r}")
+        out.append((tuple(path), tuple(sig), _payload_from_json(kind, payload)))
+    return out
 
 
 def row_to_json(r: Row) -> bytes:
@@ -776,6 +865,137 @@ def row_to_json(r: Row) -> bytes:
 def row_from_json(data: bytes) -> Row:
     """The row that ``row_to_json`` encoded (never runs code from the data)."""
     v = json.loads(data)
-    return Row(str(v[0]), str(v[1]), int(v[2]), int(v[3]), int(v[4]), float(v[5]),
-               float(v[6]), float(v[7]), int(v[8]), str(v[9]), _leaves_from_json(v[10]),
-               _leaves_from_json(v[11]))
+    if type(v) is not list or len(v) != 12 or not all(
+            type(x) is t or (t is float and type(x) is int) for x, t in zip(v, _ROW_TYPES)):
+        raise ValueError("a journal row is not what this slurmbatch writes")
+    return Row(v[0], v[1], v[2], v[3], v[4], float(v[5]), float(v[6]), float(v[7]), v[8],
+               v[9], _leaves_from_json(v[10]), _leaves_from_json(v[11]))
+
+
+# a row's fields as JSON holds them (times may come back as ints)
+_ROW_TYPES = (str, str, int, int, int, float, float, float, int, str)
+
+
+# ----------------------------------------------------------------------------- checking
+_KINDS = frozenset((*SCALAR_KINDS, "none", *TEXT_KINDS, "bytes", "pickle", "array", "ragged"))
+_PYTYPES = {"array": ("", "list", "tuple"), "ragged": ("", "list", "tuple"),
+            "json": ("", TAGGED)}
+SCALAR_DTYPE_KINDS = {"int": "iu", "float": "f", "bool": "b", "complex": "c"}
+
+
+def check_table(t: Table) -> None:
+    """ValueError unless ``t`` is a table this code could have written: lengths, codes,
+    kinds and paths consistent, every value decodable (reading never fails later)."""
+    n = len(t.ids)
+    if not all(type(i) is str for i in t.ids.tolist()):
+        raise ValueError("ids are not strings")
+    for name in ("kind_codes", "iteration", "status", "form", "started", "finished",
+                 "runtime", "lane", "host_codes"):
+        a = getattr(t, name)
+        if not isinstance(a, np.ndarray) or a.shape != (n,):
+            raise ValueError(f"{name} does not have one entry per row ({n})")
+    for name, codes, names in (("kind", t.kind_codes, t.kinds), ("host", t.host_codes, t.hosts)):
+        if not all(type(x) is str for x in names) or (n and int(codes.max()) >= len(names)):
+            raise ValueError(f"{name} codes out of range (0 to {len(names) - 1})")
+    if not np.isin(t.status, (DONE, FAILED)).all():
+        raise ValueError("unknown status codes")
+    if not np.isin(t.form, (FORM_NONE, FORM_DICT, FORM_VALUE)).all():
+        raise ValueError("unknown result forms")
+    if ((t.status == FAILED) & (t.form != FORM_NONE)).any():
+        raise ValueError("failed rows with a result")
+    if not all(type(r) is int and 0 <= r < n and type(e) is str for r, e in t.errors.items()):
+        raise ValueError("error texts of rows that do not exist")
+    forms = {(): t.form == FORM_VALUE, None: t.form == FORM_DICT}
+    for group, cols in (("params", t.params), ("values", t.values)):
+        covered: dict[tuple[str, ...], list[np.ndarray]] = {}
+        for col in cols:
+            try:
+                rows = _check_column(col, n)
+            except (ValueError, TypeError, RecursionError) as exc:
+                raise ValueError(f"{group} column {col.name!r} ({col.kind}): {exc}") from None
+            if group == "params" and not col.path:
+                raise ValueError("a parameter column without a name")
+            if group == "values" and not forms[() if not col.path else None][rows].all():
+                raise ValueError(f"values column {col.name!r} covers rows of another form")
+            covered.setdefault(col.path, []).append(rows)
+        _check_paths(group, covered)
+
+
+def _check_paths(group: str, covered: dict[tuple[str, ...], list[np.ndarray]]) -> None:
+    """No row holds two values at one path, or a value at a path and below it."""
+    joined = {p: r[0] if len(r) == 1 else np.concatenate(r) for p, r in covered.items()}
+    for path, rows in joined.items():
+        # one column's rows ascend (checked): only several columns of a path can clash
+        if len(covered[path]) > 1 and len(np.unique(rows)) != len(rows):
+            raise ValueError(f"{group} {'.'.join(path)!r} has two values in one row")
+        for cut in range(1, len(path)):
+            above = joined.get(path[:cut])
+            if above is not None and np.intersect1d(above, rows).size:
+                raise ValueError(f"{group} {'.'.join(path)!r} is also a value of "
+                                 f"{'.'.join(path[:cut])!r} in one row")
+
+
+def _check_column(col: Column, n: int) -> np.ndarray:
+    """The rows ``col`` covers, after checking it is a column of ``n`` rows."""
+    if col.kind not in _KINDS or col.pytype not in _PYTYPES.get(col.kind, ("",)):
+        raise ValueError("unknown kind or type")
+    if not all(type(k) is str for k in col.path):
+        raise ValueError("path is not strings")
+    if col.rows is None:
+        rows = np.arange(n)
+    else:
+        rows = col.rows
+        if (not isinstance(rows, np.ndarray) or rows.ndim != 1 or rows.dtype.kind not in "iu"
+                or (len(rows) and (rows[0] < 0 or rows[-1] >= n))
+                or (np.diff(rows) <= 0).any()):
+            raise ValueError("its rows are not ascending row numbers of the table")
+    m = len(rows)
+    data = col.data
+    if not isinstance(data, np.ndarray) or data.ndim < 1:
+        raise ValueError("no data array")
+    kind = col.kind
+    if kind == "ragged":
+        off, shapes = col.offsets, col.shapes
+        if (not isinstance(off, np.ndarray) or not isinstance(shapes, np.ndarray)
+                or off.shape != (m + 1,) or shapes.ndim != 2 or shapes.shape[0] != m
+                or off.dtype.kind not in "iu" or shapes.dtype.kind not in "iu"
+                or data.ndim != 1 or off[0] != 0 or off[-1] != len(data)
+                or (shapes < 0).any()
+                or not np.array_equal(np.diff(off), np.prod(shapes, axis=1))):
+            raise ValueError("offsets and shapes do not fit its data")
+    elif len(data) != m or (kind != "array" and data.ndim != 1):
+        raise ValueError(f"{len(data)} values for {m} rows")
+    if kind in SCALAR_DTYPE_KINDS and data.dtype.kind not in SCALAR_DTYPE_KINDS[kind]:
+        raise ValueError(f"data of dtype {data.dtype}")
+    flat = data.ravel() if data.dtype == object else None
+    if kind in TEXT_KINDS or (kind in ("array", "ragged") and col.dtype[1:2] == "U"):
+        if flat is None or not all(type(x) is str for x in flat):
+            raise ValueError("text that is not strings")
+    elif kind in ("array", "ragged"):
+        dt = np.dtype(col.dtype)
+        same = data.dtype.kind == dt.kind if dt.kind == "S" else data.dtype == dt  # any width
+        if dt.kind not in ARRAY_KINDS or dt.fields is not None or not same:
+            raise ValueError(f"data of dtype {data.dtype} in a column of dtype {col.dtype!r}")
+    elif kind in ("bytes", "pickle") and (flat is None or not all(
+            isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 1 for x in flat)):
+        raise ValueError("bytes that are not byte arrays")
+    if kind == "json":
+        tagged = col.pytype == TAGGED
+        for text in flat:  # type: ignore[union-attr]
+            value = _json_value(text)
+            if tagged:
+                _untree(value)
+    return rows
+
+
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+
+
+def _json_value(text: str) -> Any:
+    """``json.loads(text)``, faster for what json.dumps writes (no surrounding spaces)."""
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        end = -1
+    return value if end == len(text) else json.loads(text)
+

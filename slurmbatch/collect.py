@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .codec import Table, concat_tables
 from .errors import StoreError
-from .layout import BatchFolder
+from .layout import BatchFolder, open_own_file
 from .results import Results
 from .store import (
     JOURNAL_SUFFIX,
@@ -103,8 +103,7 @@ class Collector:
                               f"({reason})", stacklevel=2)
                 continue
             self.problems.pop(name, None)
-            table.attrs["file"] = entry.path
-            table.attrs["owner"] = st.st_uid  # pickles are read only from your own files
+            # attrs "owner": the uid of the file read (pickles are read only from yours)
             self._tables[name] = table
         for name in list(self._seen):
             if name not in present:  # removed (e.g. consolidated away)
@@ -119,17 +118,20 @@ class Collector:
         return self._results if self._results is not None else self.collect()
 
     def consolidate(self) -> Path | None:
-        """Merge all readable segment files into one file and remove the merged ones.
+        """Merge your readable segment files into one file and remove the merged ones.
 
-        Journals of dead writers are recovered first; live ones are left alone. Safe
-        against concurrent writers (they only add new files) and serialised against
-        other consolidations by a lock file. Returns the merged file, or None if there
-        was at most one file.
+        Journals of your dead writers are recovered first; live ones are left alone.
+        Files of other users are neither merged nor removed (their records, pickles
+        included, never move into a file you own). Safe against concurrent writers
+        (they only add new files) and serialised against other consolidations by a lock
+        file. Returns the merged file, or None if there was at most one file.
         """
         with _lock(self.folder / ".consolidate.lock"):
             recover_journals(self.folder)
             self.collect()
-            names = sorted(n for n in self._tables if not n.endswith(JOURNAL_SUFFIX))
+            mine = os.geteuid()
+            names = sorted(n for n, t in self._tables.items()
+                           if not n.endswith(JOURNAL_SUFFIX) and t.attrs.get("owner") == mine)
             if len(names) <= 1:
                 return None
             tables = [self._tables[n] for n in names]
@@ -145,7 +147,7 @@ class Collector:
 
 @contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_own_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

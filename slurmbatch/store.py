@@ -14,10 +14,13 @@ import fcntl
 import json
 import mmap
 import os
+import re
 import secrets
 import socket
+import stat
 import struct
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +30,7 @@ import h5py
 import numpy as np
 
 from .codec import (
+    SCALAR_DTYPE_KINDS,
     SCALAR_KINDS,
     TAGGED,
     Column,
@@ -34,11 +38,12 @@ from .codec import (
     RowEncoder,
     Table,
     TableBuilder,
+    check_table,
     row_from_json,
     row_to_json,
 )
 from .errors import OptionError, StoreError
-from .layout import FILE_MODE, fsync_dir
+from .layout import fsync_dir, new_file, new_temp
 from .records import STATUS_NAMES, Record
 
 SEGMENT_FORMAT = "slurmbatch-segment"
@@ -205,7 +210,7 @@ class Journal:
     @classmethod
     def create(cls, folder: Path, segment: str, host: str, attrs: Mapping[str, Any]) -> Journal:
         path = journal_path(folder, segment)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
+        fd = new_file(path, os.O_WRONLY | os.O_APPEND)
         try:
             _try_lock(fd)
             header = {"format": JOURNAL_FORMAT, "version": 1, "segment": segment, "host": host,
@@ -255,26 +260,78 @@ def _frames(data: bytes) -> list[bytes]:
     return out
 
 
-def _journal_table(data: bytes) -> tuple[dict[str, Any], Table]:
+_SEGMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,250}\.h5")
+
+
+def _journal_table(data: bytes, name: str) -> tuple[dict[str, Any], Table]:
+    """The header and rows of the journal file ``name``; SegmentFormatError if damaged
+    (its header must name the segment its own file name says: a plain name)."""
     frames = _frames(data)
     if not frames:
         raise SegmentFormatError("journal has no intact header")
-    header = json.loads(frames[0])
-    if header.get("format") != JOURNAL_FORMAT:
-        raise SegmentFormatError(f"not a slurmbatch journal (format={header.get('format')!r})")
-    builder = TableBuilder(host=str(header.get("host", "")))
-    for frame in frames[1:]:
-        builder.append(row_from_json(frame))
-    return header, builder.build(header.get("attrs"))
+    try:
+        header = json.loads(frames[0])
+    except (ValueError, RecursionError):
+        raise SegmentFormatError("journal header is not JSON") from None
+    if type(header) is not dict or header.get("format") != JOURNAL_FORMAT:
+        raise SegmentFormatError("not a slurmbatch journal (no header of format "
+                                 f"{JOURNAL_FORMAT!r})")
+    segment, host, attrs = header.get("segment"), header.get("host", ""), header.get("attrs")
+    if (type(segment) is not str or not _SEGMENT_NAME.fullmatch(segment)
+            or f".{segment}{JOURNAL_SUFFIX}" != name):
+        raise SegmentFormatError(f"damaged journal header: segment name {segment!r} is not "
+                                 "the plain name its file name says")
+    if type(host) is not str or not (attrs is None or type(attrs) is dict):
+        raise SegmentFormatError("damaged journal header: host or attrs of the wrong type")
+    builder = TableBuilder(host=host)
+    try:
+        for frame in frames[1:]:
+            builder.append(row_from_json(frame))
+        table = builder.build(attrs)
+        check_table(table)
+    except Exception as exc:
+        raise SegmentFormatError(f"damaged journal content ({type(exc).__name__}: {exc})"
+                                 ) from None
+    return header, table
+
+
+def _open_read(path: Path) -> int:
+    """A read-only descriptor of the regular file ``path`` (not through a symbolic link;
+    never blocking on a planted FIFO); SegmentFormatError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise SegmentFormatError(f"cannot be opened as a file ({exc.strerror}; a symbolic "
+                                 "link is never followed)") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SegmentFormatError("not a regular file")
+    return fd
 
 
 def read_journal(path: Path) -> Table:
-    """The rows a journal holds so far (read-only; a partial last row is ignored)."""
-    return _journal_table(path.read_bytes())[1]
+    """The rows a journal holds so far (read-only; a partial last row is ignored); the
+    table's attrs say the file and its owner (uid)."""
+    fd = _open_read(path)
+    try:
+        with os.fdopen(os.dup(fd), "rb") as f:
+            table = _journal_table(f.read(), path.name)[1]
+        table.attrs["owner"] = os.fstat(fd).st_uid
+    finally:
+        os.close(fd)
+    table.attrs["file"] = str(path)
+    return table
 
 
 def recover_journals(folder: Path) -> list[Path]:
-    """Turn the journals of dead writers in ``folder`` into segments; returns them."""
+    """Turn the journals of dead writers in ``folder`` into segments; returns them.
+
+    Only journals of yours are recovered (another user's records, pickles included,
+    never move into a file you own); those and damaged ones are left where they are,
+    with a warning (the collector reads or reports them). Never raises for one journal.
+    """
     written = []
     try:
         names = [n for n in os.listdir(folder) if n.endswith(JOURNAL_SUFFIX)]
@@ -283,24 +340,41 @@ def recover_journals(folder: Path) -> list[Path]:
     for name in names:
         path = folder / name
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = _open_read(path)
         except FileNotFoundError:
             continue
+        except SegmentFormatError as exc:
+            _left(path, str(exc))
+            continue
         try:
+            owner = os.fstat(fd).st_uid
+            if owner != os.geteuid():
+                _left(path, f"it belongs to uid {owner}, not to you")
+                continue
             if not _try_lock(fd) or os.fstat(fd).st_nlink == 0:
                 continue  # its writer is alive, or another process recovered it
             with os.fdopen(os.dup(fd), "rb") as f:
-                header, table = _journal_table(f.read())
-            segment = folder / str(header["segment"])
-            if len(table) and not segment.exists():
+                header, table = _journal_table(f.read(), name)
+            segment = folder / header["segment"]
+            if os.path.islink(segment):
+                _left(path, f"a symbolic link has its segment's name {segment.name}")
+                continue
+            if len(table) and not os.path.lexists(segment):
                 write_table(segment, table)
                 written.append(segment)
             path.unlink()
-        except (SegmentFormatError, ValueError, KeyError):
-            continue  # not ours to judge: the collector reports it
+        except SegmentFormatError as exc:
+            _left(path, str(exc))
+        except OSError as exc:
+            _left(path, f"{type(exc).__name__}: {exc}")
         finally:
             os.close(fd)
     return written
+
+
+def _left(path: Path, why: str) -> None:
+    warnings.warn(f"slurmbatch: journal {path} is not recovered ({why}); it is left as it "
+                  "is", stacklevel=3)
 
 
 class ObjectEncoder:
@@ -341,12 +415,14 @@ class MemorySink:
 
 # ----------------------------------------------------------------------------- writing
 def write_table(path: Path, table: Table) -> Path:
-    """Write ``table`` to ``path`` atomically (temporary name, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write ``table`` to ``path`` atomically: a new temporary file (unpredictable name,
+    O_EXCL|O_NOFOLLOW, mode 644), fsync, rename."""
+    tmp, fd = new_temp(path)
+    os.close(fd)
     try:
+        # h5py opens by name: the name is ours alone (made above, random, in our folder)
         with h5py.File(tmp, "w", userblock_size=USERBLOCK) as f:
             _write(f, table)
-        os.chmod(tmp, FILE_MODE)
         seal(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -356,19 +432,23 @@ def write_table(path: Path, table: Table) -> Path:
     return path
 
 
+def _header(crc: int, size: int) -> bytes:
+    """The user block of a segment whose data has this CRC-32 and size."""
+    return (_HEADER + f"crc32={crc:08x}\nsize={size}\n".encode()).ljust(USERBLOCK, b"\0")
+
+
 def seal(path: Path) -> None:
     """Write the checksum header of an HDF5 file made with a user block, and fsync it."""
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size - USERBLOCK
-        crc = _crc_of_data(fd)
-        header = _HEADER + f"crc32={crc:08x}\nsize={size}\n".encode()
-        os.pwrite(fd, header.ljust(USERBLOCK, b"\0"), 0)
+        os.pwrite(fd, _header(_crc_of_data(fd), size), 0)
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+_READER_ATTRS = ("format", "format_version", "rows", "created", "file", "owner")
 _META = np.dtype([("kind", np.uint16), ("iteration", np.int64), ("status", np.uint8),
                    ("form", np.uint8), ("started", np.float64), ("finished", np.float64),
                    ("runtime", np.float64), ("lane", np.int16), ("host", np.uint16)])
@@ -383,7 +463,7 @@ def _write(f: h5py.File, t: Table) -> None:
     f.attrs["format_version"] = SEGMENT_VERSION if tagged else PLAIN_VERSION
     attrs = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
              for k, v in t.attrs.items()
-             if k not in ("format", "format_version", "rows", "created", "file")}
+             if k not in _READER_ATTRS}
     errors = sorted(t.errors)
     columns: dict[str, list[dict[str, Any]]] = {"params": [], "values": []}
     for group, cols in (("params", t.params), ("values", t.values)):
@@ -470,24 +550,40 @@ class SegmentFormatError(Exception):
     """A file that is not a readable, complete slurmbatch segment."""
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def verify(path: Path) -> None:
-    """Check a segment's size and CRC-32 against its header (files without one pass)."""
-    with open(path, "rb") as fh:
-        head = fh.read(USERBLOCK)
-        if not head.startswith(_HEADER):
-            return
-        try:
-            fields = dict(line.split("=", 1) for line in
-                          head[len(_HEADER):].rstrip(b"\0").decode().split())
-            crc, size = int(fields["crc32"], 16), int(fields["size"])
-        except (ValueError, KeyError, UnicodeDecodeError):
-            raise SegmentFormatError("damaged checksum header") from None
-        actual = os.fstat(fh.fileno()).st_size - USERBLOCK
-        if actual != size:
-            raise SegmentFormatError(f"truncated or extended: {actual} bytes of data, the "
-                                     f"header says {size}")
-        if size and _crc_of_data(fh.fileno()) != crc:
-            raise SegmentFormatError("damaged: its bytes do not match their checksum")
+    """Check a segment's size and CRC-32 against its header."""
+    fd = _open_read(path)
+    try:
+        _verify_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _verify_fd(fd: int) -> None:
+    """Check the open segment ``fd`` against its header: the whole user block must be
+    exactly what ``seal`` writes, so damage to it is reported, never read as "no header".
+    Only a file that starts as HDF5 (no user block: written before headers existed) is
+    read unchecked."""
+    head = os.pread(fd, USERBLOCK, 0)
+    if head.startswith(_HDF5_SIGNATURE):
+        return
+    try:
+        fields = dict(line.split("=", 1) for line in
+                      head[len(_HEADER):].rstrip(b"\0").decode("ascii").split("\n") if line)
+        crc, size = int(fields["crc32"], 16), int(fields["size"])
+    except (ValueError, KeyError, UnicodeDecodeError):
+        raise SegmentFormatError("damaged checksum header") from None
+    if crc < 0 or size < 0 or head != _header(crc, size):
+        raise SegmentFormatError("damaged checksum header")
+    actual = os.fstat(fd).st_size - USERBLOCK
+    if actual != size:
+        raise SegmentFormatError(f"truncated or extended: {actual} bytes of data, the "
+                                 f"header says {size}")
+    if size and _crc_of_data(fd) != crc:
+        raise SegmentFormatError("damaged: its bytes do not match their checksum")
 
 
 def _crc_of_data(fd: int) -> int:
@@ -497,35 +593,69 @@ def _crc_of_data(fd: int) -> int:
 
 
 def read_table(path: Path) -> Table:
-    """Read a segment file (read-only; never unpickles) after checking its checksum."""
-    verify(path)
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != SEGMENT_FORMAT:
-            raise SegmentFormatError(f"not a slurmbatch segment (format={f.attrs.get('format')!r})")
+    """Read a segment file (read-only; never unpickles) after checking its checksum and
+    that its content is consistent; SegmentFormatError if not. The table's attrs say the
+    file and its owner (uid) as the file system does, whatever the file claims."""
+    fd = _open_read(path)
+    try:
+        _verify_fd(fd)
+        st = os.fstat(fd)
+        with h5py.File(path, "r") as f:
+            # the file checked above, not one put in its place meanwhile
+            opened = os.fstat(f.id.get_vfd_handle())
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                raise SegmentFormatError("replaced while it was read")
+            table = _read_checked(f)
+    finally:
+        os.close(fd)
+    table.attrs["file"] = str(path)
+    table.attrs["owner"] = st.st_uid
+    return table
+
+
+def _read_checked(f: h5py.File) -> Table:
+    if f.attrs.get("format") != SEGMENT_FORMAT:
+        raise SegmentFormatError(f"not a slurmbatch segment (format={f.attrs.get('format')!r})")
+    try:
         version = int(f.attrs.get("format_version", 0))
-        if version > SEGMENT_VERSION:
-            raise SegmentFormatError(f"segment format version {version} is newer than this "
-                                     f"slurmbatch reads ({SEGMENT_VERSION}): upgrade slurmbatch")
-        if version < PLAIN_VERSION:
-            raise SegmentFormatError(f"segment format version {version} is older than this "
-                                     f"slurmbatch reads ({PLAIN_VERSION} to {SEGMENT_VERSION})")
-        return _read_v2(f, version)
+    except (TypeError, ValueError):
+        raise SegmentFormatError("damaged: its format version is not a number") from None
+    if version > SEGMENT_VERSION:
+        raise SegmentFormatError(f"segment format version {version} is newer than this "
+                                 f"slurmbatch reads ({SEGMENT_VERSION}): upgrade slurmbatch")
+    if version < PLAIN_VERSION:
+        raise SegmentFormatError(f"segment format version {version} is older than this "
+                                 f"slurmbatch reads ({PLAIN_VERSION} to {SEGMENT_VERSION})")
+    try:
+        table = _read_v2(f, version)
+        check_table(table)
+    except SegmentFormatError:
+        raise
+    except Exception as exc:  # a checksum-valid file with content we never write
+        raise SegmentFormatError(f"damaged content ({type(exc).__name__}: {exc})") from None
+    return table
 
 
 def _read_v2(f: h5py.File, version: int) -> Table:
     info = json.loads(f["info"][()])
-    n = int(info["rows"])
+    if type(info) is not dict or not all(type(info.get(k)) is t for k, t in _INFO_TYPES):
+        raise SegmentFormatError("damaged content: its info is not what slurmbatch writes")
+    n = info["rows"]
     raw = f["rows/id"][()]
     ids = np.empty(len(raw), dtype=object)  # str objects: what DataFrames hold anyway
     ids[:] = [b.decode("ascii") for b in raw.tolist()]
     meta = f["rows/meta"][()]
     if len(ids) != n or len(meta) != n:
-        raise SegmentFormatError(f"holds {len(ids)} ids and {len(meta)} rows but says it has "
-                                 f"{n} rows")
+        raise SegmentFormatError(f"damaged content: {len(ids)} ids and {len(meta)} rows but "
+                                 f"it says {n} rows")
     errors: dict[int, str] = {}
+    if bool(info["errors"]) != ("errors" in f):
+        raise SegmentFormatError("damaged content: its error texts are not as counted")
     if info["errors"]:
-        erows = f["errors/rows"][()]
-        errors = {int(i): str(s) for i, s in zip(erows, _read_text(f["errors/text"]))}
+        erows, texts = f["errors/rows"][()], _read_text(f["errors/text"])
+        if not len(erows) == len(texts) == info["errors"] or erows.dtype.kind not in "iu":
+            raise SegmentFormatError("damaged content: its error texts are not as counted")
+        errors = {int(i): str(s) for i, s in zip(erows, texts)}
     attrs = {"format": SEGMENT_FORMAT, "format_version": version, "rows": n,
              "created": info["created"], **info["attrs"]}
     return Table(
@@ -538,7 +668,14 @@ def _read_v2(f: h5py.File, version: int) -> Table:
         attrs=attrs)
 
 
+_INFO_TYPES = (("rows", int), ("created", float), ("attrs", dict), ("kinds", list),
+               ("hosts", list), ("errors", int), ("params", list), ("values", list))
+_DESC_TYPES = (("path", list), ("kind", str), ("pytype", str), ("dtype", str), ("rows", bool))
+
+
 def _read_column_v2(f: h5py.File, name: str, desc: Mapping[str, Any]) -> Column:
+    if type(desc) is not dict or not all(type(desc.get(k)) is t for k, t in _DESC_TYPES):
+        raise SegmentFormatError(f"damaged content: column {name} is described wrongly")
     kind = desc["kind"]
     col = Column(path=tuple(desc["path"]), kind=kind, pytype=desc["pytype"],
                  dtype=desc["dtype"])
@@ -549,6 +686,9 @@ def _read_column_v2(f: h5py.File, name: str, desc: Mapping[str, Any]) -> Column:
         kind in ("array", "ragged") and col.dtype[1:2] == "U")
     col.data = _read_text(ds, desc.get("text_bytes", False)) if textual else ds[()]
     if kind in SCALAR_KINDS and col.data.dtype != SCALAR_KINDS[kind]:
+        if col.data.dtype.kind not in SCALAR_DTYPE_KINDS[kind]:
+            raise SegmentFormatError(f"damaged content: {kind} column {name} holds "
+                                     f"{col.data.dtype} data")
         col.data = col.data.astype(SCALAR_KINDS[kind])
     if kind == "ragged":
         col.offsets = f[f"{name}.offsets"][()]

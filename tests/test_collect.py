@@ -574,7 +574,8 @@ def test_truncated_journal_keeps_its_intact_rows(tmp_path: Path) -> None:
         w.add(rec(i, {"v": i}))
     (journal,) = tmp_path.glob(".*.journal")
     data = journal.read_bytes()
-    copy = tmp_path / ".seg-copy.h5.journal"
+    (tmp_path / "copy").mkdir()
+    copy = tmp_path / "copy" / journal.name
     copy.write_bytes(data[:-5])  # the last row cut short
     assert len(read_journal(copy)) == 2
     w.close()
@@ -611,3 +612,78 @@ def test_ordered_keeps_iterations_ascending_within_an_id(tmp_path: Path) -> None
         (0, 0), (0, 1), (1, 0), (1, 1)]
     assert df["v"].tolist() == [0, 1, 10, 11]
     assert res.to_df(pivot=False)["value"].tolist() == [0, 1, 10, 11]
+
+
+# -- checksum-valid files with bad content ----------------------------------------------------
+from test_store import MUTATIONS, mutated  # noqa: E402
+
+
+@pytest.mark.parametrize("case", list(MUTATIONS))
+def test_a_checksum_valid_file_with_bad_content_is_a_problem_not_a_failure_of_all(
+        tmp_path: Path, case: str) -> None:
+    """Every other run still shows in .df, .result and .status; the bad file is named in
+    problems and its runs are not done (so the next batch() runs them again)."""
+    good = [rec(i, {"val": i, "arr": np.arange(i + 1), "t": [(i, "x")]}) for i in range(100, 104)]
+    segment(tmp_path, good, tag="good")
+    bad = mutated(tmp_path, MUTATIONS[case])
+    with pytest.warns(UserWarning, match="seg-bad.h5"):
+        res = Collector(tmp_path).collect()
+    assert set(res.problems) == {bad.name}
+    assert "damaged" in res.problems[bad.name] or "not a slurmbatch" in res.problems[bad.name]
+    assert nums(res) == list(range(100, 104))
+    assert sorted(res.df["val"].tolist()) == list(range(100, 104))
+    assert res.result(eid(101))["t"] == [(101, "x")]
+    assert set(res.status["id"]) == {eid(i) for i in range(100, 104)}
+    assert res.missing([eid(0), eid(100)]) == [eid(0)]
+
+
+class Noted(slurmbatch.Run):
+    def run(self, x=0):
+        with open("ran.txt", "a") as f:
+            f.write(f"{x}\n")
+        return {"x": x, "t": [(x, "a")], "a": np.arange(3.0)}
+
+
+@pytest.mark.parametrize("case", ["bad tagged value 0", "kind code out of range",
+                                  "deep JSON in a json column", "unknown column kind"])
+def test_runs_of_a_file_with_bad_content_run_again_on_the_next_batch(case: str) -> None:
+    b = slurmbatch.Batch("bad", segment_rows=2)
+    b.add_factorial_runs(Noted, {"x": [0, 1, 2, 3]})
+    b(executor="debug", bar=False)
+    files = sorted(Path("_res/bad/segments").glob("seg-*.h5"))
+    assert len(files) == 2
+    victim = files[0]
+    ids = set(read_table(victim).ids)
+
+    with h5py.File(victim, "r+") as f:  # damaged as the case says, then sealed again
+        info = json.loads(f["info"][()])
+        k = next(i for i, c in enumerate(info["values"]) if c["path"] == ["t"])
+        name = f"values/c{k:05d}"
+        data = f[name].asstr()[()].astype(object)
+        if case == "bad tagged value 0":
+            data[0] = json.dumps({"~array": {"d": "<f8", "s": [3], "b": "AAAA"}})
+        elif case == "deep JSON in a json column":
+            data[-1] = "[" * 100_000 + "]" * 100_000
+        elif case == "kind code out of range":
+            meta = f["rows/meta"][()]
+            meta["kind"][0] = 9
+            del f["rows/meta"]
+            f["rows/meta"] = meta
+        else:
+            info["values"][k]["kind"] = "evil"
+            del f["info"]
+            f.create_dataset("info", data=json.dumps(info), dtype=h5py.string_dtype())
+        del f[name]
+        f.create_dataset(name, data=data, dtype=h5py.string_dtype())
+    seal(victim)
+    Path("ran.txt").unlink()
+    with pytest.warns(UserWarning, match=victim.name):
+        assert len(b.results) == 2 and victim.name in b.results.problems
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = b(executor="debug", bar=False)
+        assert report.executed == 2
+        ran = {int(x) for x in Path("ran.txt").read_text().split()}
+        assert {r.id for r in b.run if r.parameters["x"] in ran} == ids
+        assert len(b.results) == 4
+        assert sorted(b.results.df["x"]) == [0, 1, 2, 3]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -404,21 +406,26 @@ def test_layout_is_plain_hdf5(tmp_path: Path) -> None:
 # -- crash safety and permissions -------------------------------------------------------------
 def test_final_name_appears_only_after_complete_write(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """While the content is written only the .tmp file exists; afterwards only the final."""
+    """While the content is written only the .tmp file (an unpredictable name) exists;
+    afterwards only the final."""
     final = tmp_path / "seg-a.h5"
-    tmp = tmp_path / ".seg-a.h5.tmp"
     seen = []
     real_write = store._write
 
+    def temps() -> list[str]:
+        return [p.name for p in tmp_path.glob(".seg-a.h5.*.tmp")]
+
     def spying_write(f: h5py.File, t: Table) -> None:
-        seen.append((final.exists(), tmp.exists()))
+        seen.append((final.exists(), temps()))
         real_write(f, t)
-        seen.append((final.exists(), tmp.exists()))
+        seen.append((final.exists(), temps()))
 
     monkeypatch.setattr(store, "_write", spying_write)
     write_table(final, build([{"v": 1}]))
-    assert seen == [(False, True), (False, True)]
-    assert final.exists() and not tmp.exists()
+    (name,) = seen[0][1]
+    assert re.fullmatch(r"\.seg-a\.h5\.[0-9a-f]{16}\.tmp", name)
+    assert seen == [(False, [name]), (False, [name])]
+    assert final.exists() and not temps()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg-a.h5"]
     assert read_table(final).value(0) == {"v": 1}
 
@@ -680,3 +687,322 @@ def test_property_json_like_values_roundtrip(tmp_path: Path, values: list[dict])
     for i, v in enumerate(values):
         got = t.value(i)
         assert same(got, v), (v, got)
+
+
+# -- damage to the checksum header and checksum-valid files with bad content ------------------
+RICH = [{"i": 3, "f": 0.5, "s": "x", "j": [1, "a", None], "t": [(1, 2), b"\x00"],
+         "a": np.arange(3.0), "r": np.arange(k), "b": b"ab", "n": None, "c": 1j,
+         "d": {"e": "deep"}} for k in range(4)] + [7, "whole", [1, 2], None]
+
+
+def rich_segment(folder: Path, name: str = "seg-rich.h5") -> Path:
+    """A segment holding every column kind (scalars, text, json, tagged json, arrays,
+    ragged arrays, bytes, none), dict and non-dict results, a failure and parameters."""
+    b = TableBuilder(host="h")
+    for k, v in enumerate(RICH):
+        b.add(rec(k, v, params={"i": k, "name": f"p{k}", "l": [k, "x"]}))
+    b.add(rec(len(RICH), None, status=FAILED, error="Traceback: boom"))
+    return write_table(folder / name, b.build({"batch": "b"}))
+
+
+def read_all(t: Table) -> None:
+    """Decode everything a reader can ask of a table."""
+    for row in range(len(t)):
+        t.value(row)
+        t.parameters(row)
+    from slurmbatch.results import Results
+
+    res = Results([t])
+    res.df, res.status, res.failed  # noqa: B018
+    for i in res.ids:
+        res.result(i)
+
+
+@pytest.mark.parametrize("mask", [0xFF, 0x01, 0x20, 0x80])
+def test_damage_to_any_header_byte_is_reported_never_read_unchecked(tmp_path: Path,
+                                                                   mask: int) -> None:
+    """Each of the first 32 bytes (the magic that says "checksummed", the CRC, the size)
+    changed alone: damaged, never "no header, read unchecked"."""
+    good = rich_segment(tmp_path).read_bytes()
+    bad = tmp_path / "seg-bad.h5"
+    for i in range(32):
+        data = bytearray(good)
+        data[i] ^= mask
+        bad.write_bytes(data)
+        with pytest.raises(store.SegmentFormatError, match="damaged"):
+            read_table(bad)
+
+
+def test_two_damaged_bytes_in_the_header_or_header_and_data_are_reported(
+        tmp_path: Path) -> None:
+    """Pairs: every two of the first 32 bytes, and a header byte with a data byte (the
+    second would be misread if the first made the file "unchecked")."""
+    good = rich_segment(tmp_path).read_bytes()
+    bad = tmp_path / "seg-bad.h5"
+    rng = np.random.default_rng(11)
+    pairs = [(i, j) for i in range(32) for j in range(i + 1, 32)]
+    pairs += [(i, int(j)) for i in range(32)
+              for j in rng.integers(store.USERBLOCK, len(good), size=4)]
+    for i, j in pairs:
+        data = bytearray(good)
+        data[i] ^= 0xFF
+        data[j] ^= int(rng.integers(1, 256))
+        bad.write_bytes(data)
+        with pytest.raises(store.SegmentFormatError):
+            read_table(bad)
+    bad.write_bytes(good)  # the same bytes undamaged read as written
+    assert same(read_table(bad).value(0), read_table(tmp_path / "seg-rich.h5").value(0))
+
+
+def _set_info(f: h5py.File, change: Any) -> None:
+    info = json.loads(f["info"][()])
+    text = change(info) if callable(change) else change
+    del f["info"]
+    f.create_dataset("info", data=text if isinstance(text, str) else json.dumps(text),
+                     dtype=h5py.string_dtype())
+
+
+def _replace(f: h5py.File, name: str, data: Any, dtype: Any = None) -> None:
+    del f[name]
+    f.create_dataset(name, data=data, dtype=dtype)
+
+
+def _col(info: dict, name: str, group: str = "values") -> int:
+    return next(k for k, c in enumerate(info[group]) if ".".join(c["path"]) == name)
+
+
+def _edit_col(name: str, **changes: Any) -> Any:
+    def change(info: dict) -> dict:
+        info["values"][_col(info, name)].update(changes)
+        return info
+    return change
+
+
+def _meta(field: str, value: int, row: int = 1) -> Any:
+    def change(f: h5py.File) -> None:
+        meta = f["rows/meta"][()]
+        meta[field][row] = value
+        _replace(f, "rows/meta", meta)
+    return change
+
+
+def _text(name: str, text: str) -> Any:
+    """Put ``text`` in the first cell of the values column at path ``name``."""
+    def change(f: h5py.File) -> None:
+        info = json.loads(f["info"][()])
+        ds = f"values/c{_col(info, name):05d}"
+        data = f[ds].asstr()[()]
+        data[0] = text
+        _replace(f, ds, data.astype(object), h5py.string_dtype())
+    return change
+
+
+def _data(name: str, make: Any, suffix: str = "") -> Any:
+    def change(f: h5py.File) -> None:
+        info = json.loads(f["info"][()])
+        ds = f"values/c{_col(info, name):05d}{suffix}"
+        _replace(f, ds, make(f[ds][()]))
+    return change
+
+
+def _info(change: Any) -> Any:
+    return lambda f: _set_info(f, change)
+
+
+BAD_TAGGED = [
+    {"~array": {"d": "<f8", "s": [3], "b": "AAAA"}}, {"~array": {"d": "O", "s": [1], "b": ""}},
+    {"~array": {"d": "|V8", "s": [1], "b": "AAAAAAAAAAA="}}, {"~array": 5},
+    {"~array": {"d": "<f8", "s": [-1], "b": ""}}, {"~array": {"d": "<f8", "s": "x", "b": ""}},
+    {"~array": {"d": {"x": 1}, "s": [1], "b": "AAAAAAAAAAA="}},
+    {"~array": {"d": "<M8[s]", "s": [1], "b": "AAAAAAAAAAA="}},
+    {"~array": {"d": "O", "s": [1], "v": [{"~bytes": 1}]}},
+    {"~array": {"d": "<i8", "s": [1], "b": "AAAAAAAAAAA=", "extra": 1}},
+    {"~complex": 5}, {"~complex": [1]}, {"~complex": ["a", "b"]}, {"~complex": [1, 2, 3]},
+    {"~tuple": 5}, {"~tuple": "ab"}, {"~bytes": "!!!"}, {"~bytes": 5}, {"~bytes": "AAA"},
+    {"~dict": 5}, {"~dict": [1]}, [1, {"~tuple": {"a": 1}}], {"k": {"~complex": None}},
+]
+
+MUTATIONS: dict[str, Any] = {
+    "info not JSON": _info("not json {"),
+    "info deeply nested": _info("[" * 100_000 + "]" * 100_000),
+    "info a list": _info("[1, 2]"),
+    "rows a string": _info(lambda i: {**i, "rows": str(i["rows"])}),
+    "rows one more": _info(lambda i: {**i, "rows": i["rows"] + 1}),
+    "row count negative": _info(lambda i: {**i, "rows": -1}),
+    "kinds not strings": _info(lambda i: {**i, "kinds": [1]}),
+    "no hosts": _info(lambda i: {**i, "hosts": []}),
+    "errors not counted": _info(lambda i: {**i, "errors": 0}),
+    "errors miscounted": _info(lambda i: {**i, "errors": 2}),
+    "attrs a list": _info(lambda i: {**i, "attrs": [1]}),
+    "unknown column kind": _info(_edit_col("i", kind="evil")),
+    "column kind missing": _info(lambda i: {**i, "values": [
+        {k: v for k, v in c.items() if k != "kind"} for c in i["values"]]}),
+    "path a string": _info(_edit_col("s", path="s")),
+    "path of numbers": _info(_edit_col("s", path=[1])),
+    "unknown pytype": _info(_edit_col("a", pytype="evil")),
+    "array dtype wrong": _info(_edit_col("a", dtype="<i8")),
+    "array dtype of objects": _info(_edit_col("a", dtype="|O")),
+    "array dtype garbage": _info(_edit_col("a", dtype="not a dtype")),
+    "int column as json": _info(_edit_col("i", kind="json")),
+    "str column as int": _info(_edit_col("s", kind="int")),
+    "bytes column as str": _info(_edit_col("b", kind="str")),
+    "partial column said to be full": _info(_edit_col("f", rows=False)),
+    "path prefix of another": _info(_edit_col("s", path=["d"])),
+    "path below another": _info(_edit_col("s", path=["i", "x"])),
+    "two columns one path": _info(_edit_col("f", path=["i"], kind="int")),
+    "parameter without a name": _info(lambda i: {**i, "params": [
+        {**c, "path": []} if c["path"] == ["i"] else c for c in i["params"]]}),
+    "kind code out of range": _meta("kind", 7),
+    "host code out of range": _meta("host", 3),
+    "status out of range": _meta("status", 9),
+    "form out of range": _meta("form", 9),
+    "dict row said to be a value": _meta("form", 2),
+    "value row said to be a dict": _meta("form", 1, row=4),
+    "failure said to have a value": _meta("status", 1, row=0),
+    "ids one short": lambda f: _replace(f, "rows/id", f["rows/id"][()][:-1]),
+    "meta one short": lambda f: _replace(f, "rows/meta", f["rows/meta"][()][:-1]),
+    "error of a missing row": lambda f: _replace(f, "errors/rows", np.array([99])),
+    "bad JSON in a json column": _text("j", "[1, 2"),
+    "deep JSON in a json column": _text("j", "[" * 100_000 + "]" * 100_000),
+    "int data as floats": _data("i", lambda d: d.astype(np.float64) + 0.5),
+    "int data as strings": _data("i", lambda d: d.astype("S5")),
+    "float data one short": _data("f", lambda d: d[:-1]),
+    "array data one short": _data("a", lambda d: d[:-1]),
+    "ragged offsets past the data": _data("r", lambda d: d + 1, ".offsets"),
+    "ragged offsets descending": _data("r", lambda d: d[::-1], ".offsets"),
+    "ragged shapes wrong": _data("r", lambda d: d + 1, ".shapes"),
+    "rows out of range": _data("r", lambda d: d + 100, ".rows"),
+    "rows descending": _data("r", lambda d: d[::-1], ".rows"),
+    "rows negative": _data("r", lambda d: d - 10, ".rows"),
+    "rows as floats": _data("r", lambda d: d + 0.5, ".rows"),
+    "bytes as numbers": _data("b", lambda d: np.arange(len(d))),
+    **{f"bad tagged value {k}": _text("t", json.dumps(v)) for k, v in enumerate(BAD_TAGGED)},
+}
+
+
+def mutated(folder: Path, change: Any, name: str = "seg-bad.h5") -> Path:
+    """A copy of the rich segment changed by ``change`` and sealed again: its checksum is
+    valid, its content is not what slurmbatch writes."""
+    path = folder / name
+    path.write_bytes(rich_segment(folder, ".src.h5").read_bytes())
+    (folder / ".src.h5").unlink()
+    with h5py.File(path, "r+") as f:
+        change(f)
+    store.seal(path)
+    store.verify(path)  # the checksum is right
+    return path
+
+
+@pytest.mark.parametrize("case", list(MUTATIONS))
+def test_checksum_valid_segment_with_bad_content_is_refused_at_read(tmp_path: Path,
+                                                                    case: str) -> None:
+    path = mutated(tmp_path, MUTATIONS[case])
+    with pytest.raises(store.SegmentFormatError, match=r"damaged|not a slurmbatch"):
+        read_table(path)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 2**64) | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.lists(st.integers(0, 30), min_size=1, max_size=4), value=JSONISH)
+def test_any_change_to_the_info_is_refused_or_reads_completely(tmp_path: Path,
+                                                               where: list[int],
+                                                               value: Any) -> None:
+    """Replace one node of the info JSON by any JSON value (checksum made valid again):
+    reading refuses the file (SegmentFormatError) or every value decodes; never another
+    exception."""
+    def change(info: Any) -> Any:
+        node, key = info, None
+        for w in where:
+            children = (list(node) if isinstance(node, dict) else range(len(node))
+                        if isinstance(node, list) else [])
+            if not children:
+                break
+            parent, key = node, children[w % len(children)]
+            node = node[key]
+        if key is None:
+            return value
+        parent[key] = value
+        return info
+    path = mutated(tmp_path, _info(change), f"seg-{secrets.token_hex(4)}.h5")
+    try:
+        table = read_table(path)
+    except store.SegmentFormatError:
+        return
+    read_all(table)
+
+
+@pytest.mark.parametrize("segment", [
+    "/tmp/abs.h5", "../up.h5", "../../etc/x.h5", "sub/x.h5", "missing/dir/x.h5", "x\x00.h5",
+    "", ".", "..", ".hidden.h5", "x.txt", "seg-a.h5/", "a" * 300 + ".h5", 5, None, ["x.h5"],
+    "seg-other.h5"])
+def test_journal_whose_header_names_another_file_is_damaged_and_left(
+        tmp_path: Path, segment: Any) -> None:
+    """A journal's header must name the segment its own file name says; else the journal
+    is reported damaged, never recovered (no write outside segments/), never fatal."""
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    name = ".seg-x-h-1-00000-abcdef.h5.journal"
+    header = {"format": store.JOURNAL_FORMAT, "version": 1, "segment": segment, "host": "h",
+              "attrs": {}}
+    row = codec_row(rec(1, {"v": 1}))
+    journal = folder / name
+    journal.write_bytes(frame(json.dumps(header).encode()) + frame(row))
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with pytest.raises(store.SegmentFormatError, match="segment name"):
+        store.read_journal(journal)
+    for _ in range(2):  # every later writer still starts
+        with pytest.warns(UserWarning, match="not recovered"):
+            w = SegmentWriter(folder, tag="t")
+        assert w.recovered == []
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert not Path("/tmp/abs.h5").exists() or segment != "/tmp/abs.h5"
+
+
+def frame(payload: bytes) -> bytes:
+    import struct
+    import zlib
+    return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+
+def codec_row(r: Record) -> bytes:
+    from slurmbatch.codec import RowEncoder, row_to_json
+    return row_to_json(RowEncoder()(r))
+
+
+BAD_ROWS = [b"not json", b"[" * 100_000, b"{}", b"[1]", b'["a","k",0,0,1,0,1,1,0,""]',
+            b'["a","k",0,0,1,0,1,1,0,"",[[["v"],["int","",""],"x"]],[]]',
+            b'["a","k",0,0,1,0,1,1,0,"",[[["v"],["int","",""],1.5]],[]]',
+            b'["a","k",0,0,1,0,1,1,0,"",[[["v"],["evil","",""],1]],[]]',
+            b'["a","k",0,0,1,0,1,1,0,"",[[["v"],["array","","<f8/1"],{"d":"<f8","s":[2],'
+            b'"b":"AAAA"}]],[]]',
+            b'["a","k",0,0,1,0,1,1,0,"",[[["v"],["json","tagged",""],"{\\"~tuple\\": 1}"]],[]]',
+            b'["a","k",0,9,1,0,1,1,0,"",[],[]]', b'["a","k",0,0,7,0,1,1,0,"",[],[]]',
+            b'["a","k",true,0,1,0,1,1,0,"",[],[]]', b'[1,"k",0,0,1,0,1,1,0,"",[],[]]',
+            b'["a","k",0,0,1,0,1,1,0,"",[[[],["int","",""],1]],[]]',
+            b'["a","k",0,0,1,0,1,1,0,"",[],[[[],["int","",""],1]]]',
+            b'["a","k",0,0,1,0,1,1,0,"",[[["v"],["int","",""],1],[["v","w"],["int","",""],2]]'
+            b',[]]']
+
+
+@pytest.mark.parametrize("bad", BAD_ROWS)
+def test_journal_row_with_valid_frame_but_bad_content_is_damaged(tmp_path: Path,
+                                                                 bad: bytes) -> None:
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    segment = "seg-x-h-1-00000-abcdef.h5"
+    header = {"format": store.JOURNAL_FORMAT, "version": 1, "segment": segment, "host": "h",
+              "attrs": {}}
+    journal = store.journal_path(folder, segment)
+    journal.write_bytes(frame(json.dumps(header).encode()) + frame(codec_row(rec(1, {"v": 1})))
+                        + frame(bad))
+    with pytest.raises(store.SegmentFormatError, match="damaged journal content"):
+        store.read_journal(journal)
+    with pytest.warns(UserWarning, match="not recovered"):
+        assert SegmentWriter(folder, tag="t").recovered == []
+    assert journal.exists() and not (folder / segment).exists()

@@ -1,0 +1,160 @@
+"""The codec: values a plain kind would change are refused with their type or dtype
+named (or pickled when allowed), never stored as something else; segment and journal
+always agree."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from slurmbatch.codec import TableBuilder, row_from_json
+from slurmbatch.records import DONE, FAILED, Record
+from slurmbatch.store import JournalEncoder, read_table, write_table
+
+from conftest import same
+
+
+class Sub(np.ndarray):
+    """A user's ndarray subclass."""
+
+
+def _positions(v: Any) -> list[Any]:
+    """``v`` as the whole result, under a key, nested in a list, a tuple and a dict."""
+    return [v, {"v": v}, {"v": [1, v]}, {"v": (v, "a")}, {"v": {"w": [v]}}, [v, v]]
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PendingDeprecationWarning)  # np.matrix: what users have
+    MATRICES = [np.matrix([[1, 2], [3, 4]]), np.matrix(np.arange(3.0))]
+SUBCLASSES = {
+    "matrix": MATRICES[0],
+    "matrix_row": MATRICES[1],
+    "recarray": np.rec.array([(1, 2.0)], dtype=[("a", np.int64), ("b", np.float64)]),
+    "masked": np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]),
+    "masked_nomask": np.ma.masked_array([1.5, 2.5]),
+    "user": np.arange(4).view(Sub),
+}
+EXTENDED = {
+    "longdouble": np.longdouble(1) / 3,
+    "clongdouble": np.clongdouble(1 + 1j) / 3,
+}
+TIMES = {
+    "datetime64": np.datetime64("2024-05-01T12:00:00"),
+    "datetime64_day": np.datetime64("2024-05-01"),
+    "timedelta64": np.timedelta64(5, "s"),
+    "timedelta64_ns": np.timedelta64(-7, "ns"),
+    "datetime_array": np.array(["2024-01-01", "2025-01-01"], dtype="datetime64[D]"),
+    "timedelta_array": np.array([1, 2], dtype="timedelta64[ms]"),
+}
+ODD_ARRAYS = {
+    "objects": np.array([1, "a", None], dtype=object),
+    "structured": np.zeros(2, dtype=[("a", np.int32), ("b", np.float64)]),
+    "void": np.zeros(2, dtype="V4"),
+}
+
+
+def rec(value: Any) -> Record:
+    return Record(id="a" * 40, kind="k", params={"p": 1}, iteration=0, status=DONE,
+                  value=value, error="", started=1.0, finished=2.0, runtime=1.0, lane=0)
+
+
+def stored(tmp_path: Path, value: Any, allow_pickle: bool) -> tuple[Any, Any, Any]:
+    """(row, value read from the segment, value read from the journal entry)."""
+    row, entry = JournalEncoder(allow_pickle)(rec(value))
+    b = TableBuilder(allow_pickle=allow_pickle)
+    b.append(row)
+    seg = read_table(write_table(tmp_path / "seg-x.h5", b.build()))
+    j = TableBuilder()
+    j.append(row_from_json(entry))
+    journal = j.build()
+    return row, seg.value(0, allow_pickle=True), journal.value(0, allow_pickle=True)
+
+
+def exact(a: Any, b: Any) -> bool:
+    """Same type, dtype, shape, values and (masked arrays) mask, recursively."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return (a.dtype == b.dtype and a.shape == b.shape and np.array_equal(
+            np.ma.getdata(a), np.ma.getdata(b))
+            and np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b)))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(exact(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(exact(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.generic):
+        return a.dtype == b.dtype and bool(a == b)
+    return bool(a == b)
+
+
+def _cases(values: dict[str, Any]) -> list[Any]:
+    return [pytest.param(v, id=f"{name}-{k}") for name, base in values.items()
+            for k, v in enumerate(_positions(base))]
+
+
+def _named(value: Any) -> str:
+    """What the refusal must name: the subclass or the dtype."""
+    if isinstance(value, np.ndarray) and type(value) is not np.ndarray:
+        return type(value).__name__
+    return str(value.dtype)
+
+
+@pytest.mark.parametrize("value", _cases({**SUBCLASSES, **EXTENDED, **TIMES, **ODD_ARRAYS}))
+def test_values_a_plain_kind_would_change_are_refused_naming_them(tmp_path: Path,
+                                                                  value: Any) -> None:
+    """Not stored as a plain array or float (np.matrix losing its shape, a long double
+    its precision, a datetime its unit), and never a RecursionError: the run fails
+    with a ResultError naming the type or dtype."""
+    base = _base(value)
+    row, seg, journal = stored(tmp_path, value, allow_pickle=False)
+    assert row.status == FAILED and seg is None and journal is None
+    assert row.error.startswith("ResultError: the result cannot be stored")
+    assert _named(base) in row.error, row.error
+    if isinstance(base, np.generic | np.ndarray) and base.dtype.kind in "Mm":
+        assert "int64" in row.error
+
+
+@pytest.mark.parametrize("value", _cases({**SUBCLASSES, **EXTENDED, **TIMES, **ODD_ARRAYS}))
+def test_with_pickles_allowed_they_come_back_exactly_from_segment_and_journal(
+        tmp_path: Path, value: Any) -> None:
+    row, seg, journal = stored(tmp_path, value, allow_pickle=True)
+    assert row.status == DONE
+    assert exact(seg, value) and exact(journal, value), (seg, journal)
+
+
+LONG_ARRAYS = [np.arange(4, dtype=np.longdouble) / 3, np.arange(3, dtype=np.clongdouble) / 7j,
+               (np.arange(6, dtype=np.longdouble) / 9).reshape(2, 3),
+               np.array([], dtype=np.longdouble)]
+
+
+@pytest.mark.parametrize("array", LONG_ARRAYS)
+@pytest.mark.parametrize("where", range(3))
+def test_long_double_arrays_are_stored_exactly(tmp_path: Path, array: np.ndarray,
+                                               where: int) -> None:
+    value = [array, {"v": array}, {"v": [array, 1]}][where]
+    row, seg, journal = stored(tmp_path, value, allow_pickle=False)
+    assert row.status == DONE
+    assert exact(seg, value) and exact(journal, value)
+
+
+def _base(value: Any) -> Any:
+    """The odd value inside one of ``_positions``."""
+    while True:
+        if isinstance(value, dict):
+            value = next(iter(value.values()))
+        elif isinstance(value, list | tuple) and not isinstance(value, np.ndarray):
+            value = next(x for x in value if not isinstance(x, int | str))
+        else:
+            return value
+
+
+def test_plain_arrays_and_numpy_scalars_still_store_natively(tmp_path: Path) -> None:
+    for value in (np.arange(3), np.float32(1.5), np.int8(3), np.float64(2.0), 1.0,
+                  {"a": np.eye(2)}, [np.arange(2.0)], np.complex64(1j)):
+        row, seg, journal = stored(tmp_path, value, allow_pickle=False)
+        assert row.status == DONE and row.values[0][1][0] != "pickle"
+        assert same(seg, journal)
