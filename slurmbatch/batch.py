@@ -27,7 +27,7 @@ from .codec import key_clash
 from .errors import IdError, OptionError, ParameterError, StoreError
 from .experiment import Experiment, detached
 from .ids import Encoder
-from .layout import make_dir
+from .layout import make_dir, write_atomic, write_npy
 from .planfile import PlanRecord
 from .query import parse
 from .results import Results
@@ -471,9 +471,10 @@ class Batch(Study):
                               "name")
         ids = [r.id for r in self.run]
         if format == "npy":
-            np.save(target, np.asarray(ids, dtype=str))
+            write_npy(target, np.asarray(ids, dtype=str))
         else:
-            target.write_text("ids = [\n" + "".join(f"    {i!r},\n" for i in ids) + "]\n")
+            text = "ids = [\n" + "".join(f"    {i!r},\n" for i in ids) + "]\n"
+            write_atomic(target, text.encode())
         return target
 
     # -- results ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .domain import REPETITION
 from .errors import ParameterError
 from .experiment import Experiment, detached
 from .expressions import resolve
+from .layout import make_dir
 from .records import DONE, FAILED
 
 CALLABLE, GENERATOR, INSTANCE = "callable", "generator", "instance"
@@ -165,7 +166,7 @@ class Context:
             raise ParameterError("EP() / E().path needs results on disk: run with "
                                  "dump_results=True")
         p = Path(self._folder) / "experiments" / self.id
-        p.mkdir(parents=True, exist_ok=True, mode=0o755)
+        make_dir(p)
         return p
 
     def save(self, names: tuple[str, ...] | str, value: Any, unit: str) -> None:

@@ -401,6 +401,12 @@ def test_a_symlinked_segment_is_reported_not_read(tmp_path: Path) -> None:
 
 
 # -- modes whatever the umask -----------------------------------------------------------------
+def _touch(folder):
+    (folder / "note.txt").write_text("x")  # the run's own file: its mode is the run's
+    os.chmod(folder / "note.txt", 0o644)
+    return 1
+
+
 @pytest.mark.parametrize("umask", [0o000, 0o002, 0o022, 0o077])
 def test_every_folder_is_755_and_every_file_644_whatever_the_umask(umask: int) -> None:
     from slurmbatch.layout import make_dir, write_atomic, write_npy
@@ -415,12 +421,19 @@ def test_every_folder_is_755_and_every_file_644_whatever_the_umask(umask: int) -
         assert Collector(segs).consolidate() is not None
         live = SegmentWriter(segs, tag="live")  # an open segment's journal
         live.add(_record(99, {"v": 1}))
+        b.save_ids()
+        b.save_ids("deep/er/res/listed.py")
+        r = slurmbatch.Research("modes_r", path="deep/er/res").add_callable(
+            "touch", _touch, slurmbatch.EP(), save_to="n")
+        r.run(bar=False)
+        assert Path("deep/er/res/modes_r/experiments").is_dir()
         make_dir(Path("deep/other/a/b"))
         write_atomic(Path("deep/other/a/b/file.json"), b"{}")
         write_npy(Path("deep/other/a/ids.npy"), np.asarray(["x"]))
         paths = [Path("deep"), *Path("deep").rglob("*")]
         assert any(p.name.endswith(".journal") for p in paths)
-        assert {"batch.json", ".lock", ".consolidate.lock", "segments", "plans"} <= \
+        assert {"batch.json", ".lock", ".consolidate.lock", "segments", "plans",
+                "modes_ids.npy", "listed.py", "experiments", "note.txt"} <= \
             {p.name for p in paths}
         for p in paths:
             mode = stat.S_IMODE(p.lstat().st_mode)
