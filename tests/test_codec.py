@@ -103,6 +103,7 @@ def _named(value: Any) -> str:
     return str(value.dtype)
 
 
+@pytest.mark.hostile("values that cannot be stored")
 @pytest.mark.parametrize("value", _cases({**SUBCLASSES, **EXTENDED, **TIMES, **ODD_ARRAYS}))
 def test_values_a_plain_kind_would_change_are_refused_naming_them(tmp_path: Path,
                                                                   value: Any) -> None:
@@ -118,6 +119,7 @@ def test_values_a_plain_kind_would_change_are_refused_naming_them(tmp_path: Path
         assert "int64" in row.error
 
 
+@pytest.mark.hostile("values that cannot be stored")
 @pytest.mark.parametrize("value", _cases({**SUBCLASSES, **EXTENDED, **TIMES, **ODD_ARRAYS}))
 def test_with_pickles_allowed_they_come_back_exactly_from_segment_and_journal(
         tmp_path: Path, value: Any) -> None:
@@ -131,6 +133,7 @@ LONG_ARRAYS = [np.arange(4, dtype=np.longdouble) / 3, np.arange(3, dtype=np.clon
                np.array([], dtype=np.longdouble)]
 
 
+@pytest.mark.hostile("values that cannot be stored")
 @pytest.mark.parametrize("array", LONG_ARRAYS)
 @pytest.mark.parametrize("where", range(3))
 def test_long_double_arrays_are_stored_exactly(tmp_path: Path, array: np.ndarray,

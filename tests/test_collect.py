@@ -618,6 +618,7 @@ def test_ordered_keeps_iterations_ascending_within_an_id(tmp_path: Path) -> None
 from test_store import MUTATIONS, mutated  # noqa: E402
 
 
+@pytest.mark.hostile("crafted files with valid checksums")
 @pytest.mark.parametrize("case", list(MUTATIONS))
 def test_a_checksum_valid_file_with_bad_content_is_a_problem_not_a_failure_of_all(
         tmp_path: Path, case: str) -> None:
@@ -644,6 +645,7 @@ class Noted(slurmbatch.Run):
         return {"x": x, "t": [(x, "a")], "a": np.arange(3.0)}
 
 
+@pytest.mark.hostile("crafted files with valid checksums")
 @pytest.mark.parametrize("case", ["bad tagged value 0", "kind code out of range",
                                   "deep JSON in a json column", "unknown column kind"])
 def test_runs_of_a_file_with_bad_content_run_again_on_the_next_batch(case: str) -> None:

@@ -62,6 +62,7 @@ class BytesPath:
         return b"_res"
 
 
+@pytest.mark.hostile("unusable results paths")
 @pytest.mark.parametrize("path", [None, 1, 1.5, True, b"_res", bytearray(b"_res"), ["_res"],
                                   {"p": 1}, "a\x00b", "_res/\x00", BytesPath()])
 def test_a_path_of_the_wrong_type_is_an_option_error_naming_path(path: object) -> None:
@@ -102,6 +103,7 @@ SETUPS = {
 }
 
 
+@pytest.mark.hostile("unusable results paths")
 @pytest.mark.parametrize("case", list(SETUPS))
 def test_an_unusable_results_path_is_a_store_error_at_batch(case: str) -> None:
     """Found at Batch(...), before anything is written, with the path and a fix."""
@@ -121,6 +123,7 @@ def test_an_unusable_results_path_is_a_store_error_at_batch(case: str) -> None:
     assert tree() == before
 
 
+@pytest.mark.hostile("unusable results paths")
 def test_the_batch_folder_is_absolute_so_a_run_that_changes_directory_keeps_its_result(
         ) -> None:
     start = os.getcwd()
@@ -142,6 +145,7 @@ def test_the_batch_folder_is_absolute_so_a_run_that_changes_directory_keeps_its_
 SECOND_USER = 65534
 
 
+@pytest.mark.hostile("unusable results paths")
 def test_a_read_only_segments_folder_is_found_before_any_run() -> None:
     """As a user whom permissions bind (root is not): the new run never starts."""
     if os.geteuid() != 0:
@@ -185,6 +189,7 @@ except slurmbatch.StoreError as exc:
 
 
 # -- the helpers every file goes through ------------------------------------------------------
+@pytest.mark.hostile("modes whatever the umask")
 def test_make_dir_makes_every_missing_parent_755_and_leaves_existing_ones() -> None:
     Path("have").mkdir(mode=0o700)
     os.chmod("have", 0o700)
@@ -202,6 +207,7 @@ def test_make_dir_makes_every_missing_parent_755_and_leaves_existing_ones() -> N
         make_dir(Path("plain/sub"))
 
 
+@pytest.mark.hostile("planted symbolic links and lock files")
 @pytest.mark.parametrize("kind", ["file", "dangling", "folder"])
 def test_new_files_and_lock_files_never_follow_a_link(tmp_path: Path, kind: str) -> None:
     victim = tmp_path / "victim"
@@ -224,6 +230,7 @@ def test_new_files_and_lock_files_never_follow_a_link(tmp_path: Path, kind: str)
         assert not victim.exists()
 
 
+@pytest.mark.hostile("unusable results paths")
 def test_write_atomic_onto_a_folder_or_into_a_missing_one_is_a_store_error() -> None:
     Path("dir").mkdir()
     with pytest.raises(StoreError, match="dir"):

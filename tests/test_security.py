@@ -198,6 +198,7 @@ def _check_foreign_files_never_move(segs: Path, theirs: list[Path], their_ids: s
     assert not marker.exists(), "another user's pickle ran"
 
 
+@pytest.mark.hostile("another user's files")
 def test_recovery_and_consolidation_never_re_own_another_users_records(tmp_path: Path) -> None:
     _root_only()
     segs = tmp_path / "segments"
@@ -229,6 +230,7 @@ def test_recovery_and_consolidation_never_re_own_another_users_records(tmp_path:
 SECOND_USER = 65534
 
 
+@pytest.mark.hostile("another user's files")
 def test_a_real_second_user_writes_pickles_journals_and_segments(tmp_path: Path) -> None:
     """Files made by another uid (setpriv), not merely chowned, in our batch's folder."""
     _root_only()
@@ -302,6 +304,7 @@ PLANTED = [".lock", f".batch.json.{os.getpid()}.tmp", "segments/.consolidate.loc
            f"segments/.{SEGMENT}.tmp", f"segments/{SEGMENT}"]
 
 
+@pytest.mark.hostile("planted symbolic links and lock files")
 @pytest.mark.parametrize("target", ["file", "dangling", "folder"])
 @pytest.mark.parametrize("name", PLANTED)
 def test_a_planted_symlink_never_writes_through(tmp_path: Path, name: str, target: str) -> None:
@@ -361,6 +364,7 @@ def _frame(payload: bytes) -> bytes:
     return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
 
 
+@pytest.mark.hostile("planted symbolic links and lock files")
 @pytest.mark.parametrize("kind", ["folder", "fifo", "foreign"])
 def test_a_lock_file_that_is_not_our_own_regular_file_is_refused(kind: str) -> None:
     if kind == "foreign":
@@ -387,6 +391,7 @@ def test_a_lock_file_that_is_not_our_own_regular_file_is_refused(kind: str) -> N
     assert len(slurmbatch.collect(root)) == 0  # refused before anything ran
 
 
+@pytest.mark.hostile("planted symbolic links and lock files")
 def test_a_symlinked_segment_is_reported_not_read(tmp_path: Path) -> None:
     b = slurmbatch.Batch("ln")
     b.add_factorial_runs(Echo, {"text": ["a"]})
@@ -407,6 +412,7 @@ def _touch(folder):
     return 1
 
 
+@pytest.mark.hostile("modes whatever the umask")
 @pytest.mark.parametrize("umask", [0o000, 0o002, 0o022, 0o077])
 def test_every_folder_is_755_and_every_file_644_whatever_the_umask(umask: int) -> None:
     from slurmbatch.layout import make_dir, write_atomic, write_npy

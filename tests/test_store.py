@@ -718,6 +718,7 @@ def read_all(t: Table) -> None:
         res.result(i)
 
 
+@pytest.mark.hostile("segment header damage")
 @pytest.mark.parametrize("mask", [0xFF, 0x01, 0x20, 0x80])
 def test_damage_to_any_header_byte_is_reported_never_read_unchecked(tmp_path: Path,
                                                                    mask: int) -> None:
@@ -733,6 +734,7 @@ def test_damage_to_any_header_byte_is_reported_never_read_unchecked(tmp_path: Pa
             read_table(bad)
 
 
+@pytest.mark.hostile("segment header damage")
 def test_two_damaged_bytes_in_the_header_or_header_and_data_are_reported(
         tmp_path: Path) -> None:
     """Pairs: every two of the first 32 bytes, and a header byte with a data byte (the
@@ -893,6 +895,7 @@ def mutated(folder: Path, change: Any, name: str = "seg-bad.h5") -> Path:
     return path
 
 
+@pytest.mark.hostile("crafted files with valid checksums")
 @pytest.mark.parametrize("case", list(MUTATIONS))
 def test_checksum_valid_segment_with_bad_content_is_refused_at_read(tmp_path: Path,
                                                                     case: str) -> None:
@@ -907,6 +910,7 @@ JSONISH = st.recursive(
                                                                 max_size=3), max_leaves=8)
 
 
+@pytest.mark.hostile("crafted files with valid checksums")
 @settings(max_examples=300, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=st.lists(st.integers(0, 30), min_size=1, max_size=4), value=JSONISH)
@@ -937,6 +941,7 @@ def test_any_change_to_the_info_is_refused_or_reads_completely(tmp_path: Path,
     read_all(table)
 
 
+@pytest.mark.hostile("crafted files with valid checksums")
 @pytest.mark.parametrize("segment", [
     "/tmp/abs.h5", "../up.h5", "../../etc/x.h5", "sub/x.h5", "missing/dir/x.h5", "x\x00.h5",
     "", ".", "..", ".hidden.h5", "x.txt", "seg-a.h5/", "a" * 300 + ".h5", 5, None, ["x.h5"],
@@ -990,6 +995,7 @@ BAD_ROWS = [b"not json", b"[" * 100_000, b"{}", b"[1]", b'["a","k",0,0,1,0,1,1,0
             b',[]]']
 
 
+@pytest.mark.hostile("crafted files with valid checksums")
 @pytest.mark.parametrize("bad", BAD_ROWS)
 def test_journal_row_with_valid_frame_but_bad_content_is_damaged(tmp_path: Path,
                                                                  bad: bytes) -> None:
