@@ -7,7 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 import slurmbatch
+from slurmbatch.errors import OptionError
 
 from .runs import Probe
 
@@ -119,3 +122,51 @@ def test_dry_run_writes_and_submits_nothing(tmp_path: Path) -> None:
         assert line in script
     assert "3 task(s)" in str(out)
     assert not Path("_res").exists()
+
+
+def jobs_of_mine() -> set[str]:
+    """Job ids the scheduler knows (queued, running or recently ended)."""
+    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobIDRaw", "-S", "now-1hours"],
+                         capture_output=True, text=True, check=True).stdout
+    return {line.split("_")[0] for line in out.split()}
+
+
+@pytest.mark.parametrize("syntax", ["gres", "gpus-flag"])
+def test_gpu_runs_see_their_gpus_with_both_gpu_syntaxes(syntax: str) -> None:
+    """--gres=gpu:N and --gpus-per-task=N (the gpus-flag profile) both submit and give
+    each task its GPUs: whole GPUs per run and GPUs shared by lanes."""
+    opts = {**OPTS, "profile": "testcluster"} if syntax == "gres" else {
+        **OPTS, "profile": "gpus-flag", "partition": "debug"}
+    whole = slurmbatch.Batch(f"whole-{syntax}")
+    whole.add_factorial_runs(Probe, {"x": list(range(8))})
+    report = whole(executor="slurm", gpus_per_run=2, runs_per_task=2, bar=False, **opts)
+    assert (report.done, report.failed, report.missing) == (8, 0, 0)
+    df = whole.results.df
+    assert df["gpu"].str.fullmatch(r"[0-3],[0-3]").all(), df["gpu"].tolist()
+    assert all(len(set(g.split(","))) == 2 for g in df["gpu"])
+    shared = slurmbatch.Batch(f"shared-{syntax}")
+    shared.add_factorial_runs(Probe, {"x": list(range(8))})
+    report = shared(executor="slurm", gpus_per_run=0.5, runs_per_task=4, bar=False, **opts)
+    assert report.done == 8
+    df = shared.results.df
+    assert df["gpu"].str.fullmatch(r"[0-3]").all()
+    for _, task in df.groupby("job"):
+        assert task["gpu"].nunique() == 1 and sorted(task["lane"].unique()) == ["0", "1"]
+    (plan,) = shared.plans()
+    script = next((shared.folder.plans / plan.plan_id / "logs").glob("*_submission.sh"))
+    text = script.read_text()
+    assert "#SBATCH --ntasks-per-node=1" in text and "#SBATCH --nodes=1" in text
+    assert ("#SBATCH --gres=gpu:1" if syntax == "gres" else "#SBATCH --gpus-per-task=1") in text
+
+
+@pytest.mark.parametrize("key", ["ntasks", "n", "-n", "--ntasks", "N", "nodes", "ntasks_per_node",
+                                 "tasks-per-node", "array", "wrap", "ntasks-per-gpu"])
+def test_a_directive_running_more_copies_is_refused_before_submitting(key: str) -> None:
+    b = slurmbatch.Batch("copies")
+    b.add_factorial_runs(Probe, {"x": list(range(4))})
+    before = jobs_of_mine()
+    with pytest.raises(OptionError, match=f"sbatch key {key!r} .*--") as err:
+        b(executor="slurm", sbatch={key: 2}, bar=False, **OPTS)
+    assert "sbatch={...}" in str(err.value)
+    assert not Path("_res").exists()
+    assert jobs_of_mine() == before
