@@ -170,3 +170,28 @@ def test_a_directive_running_more_copies_is_refused_before_submitting(key: str) 
     assert "sbatch={...}" in str(err.value)
     assert not Path("_res").exists()
     assert jobs_of_mine() == before
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"cpus_per_run": 16}, "cpus_per_run=16: a task asks for 16 CPUs"),
+    ({"cpus_per_run": 16, "runs_per_task": 2}, "cpus_per_run=16"),
+    ({"gpus_per_run": 8}, "gpus_per_run=8: a task asks for 8 GPU(s)"),
+    ({"mem_per_run": "32G", "time_per_run": 1}, "mem_per_run=32768M"),
+    ({"cpus_per_run": 4, "gpus_per_run": 0.25}, "4 lanes per task: a task asks for 16 CPUs"),
+    ({"cpus_per_run": 9, "partition": "urgent"}, "partition 'urgent'"),
+])
+def test_a_request_beyond_every_node_is_refused_before_submitting(options: dict,
+                                                                  named: str) -> None:
+    """It would pend forever (PartitionConfig) while batch() waits."""
+    b = slurmbatch.Batch("oversized")
+    b.add_factorial_runs(Probe, {"x": list(range(4))})
+    before = jobs_of_mine()
+    for call in (lambda: b(executor="slurm", bar=False, **{**OPTS, **options}),
+                 lambda: b.submit(**{**OPTS, **options}),
+                 lambda: b.submit(dry_run=True, **{**OPTS, **options})):
+        with pytest.raises(OptionError) as err:
+            call()
+        assert named in str(err.value)
+        assert "its largest node has 8 CPUs, 4 GPU(s) and 16000 MB of memory" in str(err.value)
+    assert not Path("_res").exists()
+    assert jobs_of_mine() == before
