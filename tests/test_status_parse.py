@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import strategies as hs
 
 from slurmbatch import planfile, status
 from slurmbatch.collect import Collector
@@ -299,10 +299,10 @@ NODES = {"gpu": [(32, 256000, 4)] * 4 + [(32, 256000, 4)], "long": [(32, 256000,
 
 
 @settings(max_examples=400, deadline=None, database=None)
-@given(partition=st.sampled_from([None, "gpu", "long", "cpu"]),
-       cpus=st.integers(1, 80), gpus=st.sampled_from([0, 0.125, 0.25, 0.5, 1, 2, 3, 4, 5, 8]),
-       mem=st.one_of(st.none(), st.integers(1000, 700_000)),
-       lanes=st.one_of(st.none(), st.sampled_from([1, 2, 4, 8, 16])))
+@given(partition=hs.sampled_from([None, "gpu", "long", "cpu"]),
+       cpus=hs.integers(1, 80), gpus=hs.sampled_from([0, 0.125, 0.25, 0.5, 1, 2, 3, 4, 5, 8]),
+       mem=hs.one_of(hs.none(), hs.integers(1000, 700_000)),
+       lanes=hs.one_of(hs.none(), hs.sampled_from([1, 2, 4, 8, 16])))
 def test_a_task_no_node_could_run_is_refused_naming_the_largest_node(
         partition: str | None, cpus: int, gpus: float, mem: int | None,
         lanes: int | None) -> None:
