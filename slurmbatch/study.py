@@ -25,7 +25,7 @@ from .experiment import Experiment
 from .layout import BatchFolder
 from .options import SlurmOptions
 from .plan import Plan
-from .planfile import PlanRecord, load_ids, load_records, load_task
+from .planfile import PlanRecord, load_ids, load_records, load_stored, load_task
 from .results import Results
 from .status import RUNNING, WAITING, Scheduler, Status, compute_status, wait_for
 from .store import (
@@ -277,13 +277,20 @@ class Study:
             for arr in rec.arrays:
                 for t, (start, stop) in enumerate(arr.tasks):
                     if ids & set(load_ids(self.folder, rec.plan_id)[start:stop].tolist()):
-                        for e in load_task(self.folder, rec.plan_id, arr.first_task + t):
+                        for e in self._stored(rec, arr.first_task + t):
                             if e.id in ids:
                                 experiments[e.id] = e
         base = SlurmOptions.from_dict(records[-1].options)
         backend = make_backend("slurm", {**options, "dry_run": dry_run}, base=base)
         plan = backend.plan(list(experiments.values()), set(self.refresh().ids))
         return self._submit(backend, plan)
+
+    def _stored(self, record: PlanRecord, position: int) -> list[Experiment]:
+        """A task's experiments as its plan stored them: from plans of this version
+        still pickled (nothing of their code imported here), from older ones unpickled."""
+        if record.version >= 2:
+            return load_stored(self.folder, record.plan_id, position)
+        return load_task(self.folder, record.plan_id, position, record.version)
 
     def __repr__(self) -> str:
         where = str(self.folder.root) if self.saveresult else "memory"

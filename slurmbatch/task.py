@@ -83,7 +83,7 @@ def _run(folder: BatchFolder, plan_id: str, array: int, task: int,
     record = load_record(folder, plan_id)
     opts = SlurmOptions.from_dict(record.options)
     arr = record.arrays[array]
-    experiments = load_task(folder, plan_id, arr.first_task + task)
+    experiments = load_task(folder, plan_id, arr.first_task + task, record.version)
     tag = task_tag(plan_id, array, task)
     settled = set(Collector(folder.segments, prefix=f"seg-{tag}-").collect().status["id"])
     todo = [e for e in experiments if e.id not in settled]
