@@ -140,7 +140,8 @@ def _give_up(folder: BatchFolder, tag: str, left: list, timeouts: int,
     now = time.time()
     msg = (f"TimeLimit: the task reached its time limit of {opts.time // 60} min "
            f"{timeouts} time(s) without finishing a run (host {socket.gethostname()}): "
-           "give a longer time or more max_requeues, then retry")
+           "give a longer time or more max_requeues, then retry (batch.retry(time=...) or "
+           "slurmbatch retry NAME --time ...)")
     for e in left:
         sink.add(Record(e.id, e.kind, e.params, 0, FAILED, None, msg, now, now, 0.0))
     sink.close()

@@ -171,17 +171,23 @@ def _import_path_lines() -> list[str]:
     return [f'export PYTHONPATH={quoted}"${{PYTHONPATH:+:$PYTHONPATH}}"']
 
 
+HINT_LINES = 3  # the log lines quoted for a task that ended early
+
+
 def log_hint(folder: BatchFolder, record: PlanRecord, tasks: pd.DataFrame) -> str | None:
-    """The last line of the error log of a task that ended without its runs."""
+    """The last lines of the error log of a task that ended without its runs (srun's and
+    slurmstepd's lines kept: they say why, e.g. a time limit or a kill; submitit's own
+    progress lines left out)."""
     logs = plan_dir(folder, record.plan_id) / "logs"
     bad = tasks[(tasks["plan"] == record.plan_id) & (tasks["done"] + tasks["failed"]
                                                      < tasks["runs"])]
     for job in bad["job"]:
         for path in sorted(logs.glob(f"{job}_*log.err")) + sorted(logs.glob(f"{job}_*log.out")):
-            lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()
-                     and not ln.startswith(("srun:", "submitit"))]
+            lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()
+                     if ln.strip() and not ln.startswith("submitit ")]
             if lines:
-                return f"task {job} ended early; its log {path} ends with: {lines[-1]}"
+                return (f"task {job} ended early; its log {path} ends with:\n    "
+                        + "\n    ".join(lines[-HINT_LINES:]))
     return None
 
 
