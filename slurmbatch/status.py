@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,6 +157,14 @@ class Status:
     tasks: pd.DataFrame  # plan, array, task, job, slurm_state, runs, done, failed
     source: str = ""
     checked: float = field(default_factory=time.time)
+
+    def only(self, ids: Collection[str] | None) -> Status:
+        """This status counting only the runs of ``ids`` (all if None)."""
+        if ids is None:
+            return self
+        runs = self.runs[self.runs["id"].isin(set(ids))].reset_index(drop=True)
+        counts = {s: int((runs["state"] == s).sum()) for s in STATES}
+        return Status(counts, runs, self.tasks, self.source, self.checked)
 
     @property
     def active(self) -> bool:

@@ -328,23 +328,29 @@ class SlurmBackend(Backend):
             print(record, file=sys.stderr)
             return Report(skipped_done=plan.skipped_done,
                           skipped_duplicates=plan.skipped_duplicates)
-        return self.follow(record, plan, job)
+        return self.follow([record], plan, job)
 
-    def follow(self, record: PlanRecord, plan: Plan, job: Job) -> Report:
-        """Wait with a progress bar until every task of a submitted plan has ended."""
+    def follow(self, records: list[PlanRecord], plan: Plan, job: Job,
+               ids: Collection[str] | None = None, waited: int = 0) -> Report:
+        """Wait with a progress bar until every task of the submitted plans has ended;
+        counts only the runs of ``ids`` if given. ``waited``: runs of earlier plans
+        (in flight, so counted as already done in ``plan``) waited for here."""
         assert job.folder is not None and job.collect is not None
         scheduler = Scheduler(self.status_interval)
         t0 = time.perf_counter()
-        st = wait_for(lambda force: compute_status(job.folder, [record], job.collect(),
-                                                   scheduler, force=force),
+        st = wait_for(lambda force: compute_status(job.folder, records, job.collect(),
+                                                   scheduler, force=force).only(ids),
                       name=job.name, bar=job.bar, poll=self.poll)
         counts: Mapping[str, int] = st.counts
         if counts["missing"]:
-            hint = log_hint(job.folder, record, st.tasks)
-            if hint:
-                print(f"slurmbatch {job.name!r}: {hint}", file=sys.stderr)
+            for record in records:
+                hint = log_hint(job.folder, record, st.tasks)
+                if hint:
+                    print(f"slurmbatch {job.name!r}: {hint}", file=sys.stderr)
+                    break
         failed_ids = st.runs.loc[st.runs["state"] == "failed", "id"].tolist()
-        return Report(executed=len(plan), done=counts["done"], failed=counts["failed"],
-                      missing=counts["missing"], failed_ids=failed_ids,
-                      elapsed=time.perf_counter() - t0, skipped_done=plan.skipped_done,
+        return Report(executed=len(plan) + waited, done=counts["done"],
+                      failed=counts["failed"], missing=counts["missing"],
+                      failed_ids=failed_ids, elapsed=time.perf_counter() - t0,
+                      skipped_done=plan.skipped_done - waited,
                       skipped_duplicates=plan.skipped_duplicates)

@@ -101,8 +101,8 @@ def test_submitting_again_submits_nothing(tmp_path: Path) -> None:
     first = b.submit(runs_per_task=10, **{k: v for k, v in OPTS.items() if k != "poll"})
     assert first is not None and first.n == 30
     assert b.submit(runs_per_task=10, profile="testcluster") is None  # all in flight
-    report = b(executor="slurm", runs_per_task=10, bar=False, **OPTS)  # nothing new either
-    assert report.executed == 0
+    report = b(executor="slurm", runs_per_task=10, bar=False, **OPTS)  # waits for them
+    assert (report.executed, report.done) == (30, 30) and len(b.results) == 30
     st = b.wait(poll=0.5, bar=False, status_interval=2)
     assert st.counts["done"] == 30
     assert b.submit(runs_per_task=10, profile="testcluster") is None  # all done
@@ -195,3 +195,35 @@ def test_a_request_beyond_every_node_is_refused_before_submitting(options: dict,
         assert "its largest node has 8 CPUs, 4 GPU(s) and 16000 MB of memory" in str(err.value)
     assert not Path("_res").exists()
     assert jobs_of_mine() == before
+
+
+def test_running_again_while_runs_are_in_flight_waits_for_them(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """batch(executor='slurm') again, while an earlier submission runs: it says they are
+    in flight and returns only when they have ended, with their results (also when it
+    submits new runs beside them)."""
+    b = slurmbatch.Batch("inflight")
+    b.add_factorial_runs(Probe, {"x": list(range(12)), "seconds": [1.0]})
+    first = b.submit(runs_per_task=3, profile="testcluster", time=10)
+    assert first is not None and len(b.results) == 0
+    capsys.readouterr()
+    report = b(executor="slurm", runs_per_task=3, bar=False, **OPTS)
+    err = capsys.readouterr().err
+    assert f"12 in flight (job {first.arrays[0].job_id}), waiting" in err, err
+    assert "nothing to run" not in err and "were not started again" not in err
+    assert (report.executed, report.done, report.failed, report.missing) == (12, 12, 0, 0)
+    assert len(b.results) == 12 and not b.status(force=True).active
+    # in flight and new ones together: waits for both, counts both
+    b.add_factorial_runs(Probe, {"x": list(range(12, 18)), "seconds": [1.0]})
+    more = slurmbatch.Batch("inflight")
+    more.add_factorial_runs(Probe, {"x": list(range(18, 24)), "seconds": [1.0]})
+    second = more.submit(runs_per_task=3, profile="testcluster", time=10)
+    assert second is not None
+    b.add_factorial_runs(Probe, {"x": list(range(18, 24)), "seconds": [1.0]})
+    capsys.readouterr()
+    report = b(executor="slurm", runs_per_task=3, bar=False, **OPTS)
+    err = capsys.readouterr().err
+    assert f"6 in flight (job {second.arrays[0].job_id}), waiting" in err, err
+    assert (report.executed, report.done, report.skipped_done) == (12, 12, 12)
+    assert sorted(b.results.df["x"]) == list(range(24))
+    assert "ran 12" in report.summary("inflight")
