@@ -82,7 +82,10 @@ def _check_owner(folder: Path, allowed: bool) -> None:
 
 def _attach(args: argparse.Namespace) -> Study:
     folder = _batch_folder(args)
-    return Study(folder.name, folder.parent)
+    study = Study(folder.name, folder.parent)
+    # what the status line counts: a research's experiments, a batch's runs
+    study.noun = "experiment" if study.folder.research_plan.is_file() else "run"
+    return study
 
 
 def _print_status(st: Status, tasks: bool) -> None:

@@ -244,7 +244,7 @@ class Study:
         every time.
         """
         return compute_status(self.folder, self.plans(), self.refresh(), self._scheduler,
-                              force=force)
+                              force=force, noun=self.noun)
 
     def _in_flight(self) -> pd.DataFrame:
         """The runs submitted and still running or pending: id, plan, job."""

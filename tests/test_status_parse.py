@@ -7,6 +7,7 @@ import time
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
@@ -347,3 +348,48 @@ def test_a_partition_sinfo_does_not_list_is_not_refused_here() -> None:
     opts = make_options({"partition": "nope", "cpus_per_run": 999})
     assert parse_nodes(SINFO, opts) == []
     check_fits([], opts)  # sbatch names an unknown partition itself
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(tasks=hs.lists(hs.tuples(hs.integers(1, 6), hs.lists(
+    hs.tuples(hs.sampled_from(["PENDING", "RUNNING", "REQUEUED", "COMPLETED"]),
+              hs.integers(0, 2)), min_size=1, max_size=8)), min_size=1, max_size=5))
+def test_the_bar_shows_tasks_whose_results_come_in_as_running(
+        tasks: list[tuple[int, list[tuple[str, int]]]]) -> None:
+    """Between scheduler answers (at most every 10 s) a task it called pending may have
+    started: once its results grow, its runs left show as running, not pending, until
+    the scheduler says otherwise; a requeued task pending with earlier results stays
+    pending."""
+    from slurmbatch.status import RUNNING, WAITING, Shown, Status, shown_counts
+
+    polls = max(len(steps) for _, steps in tasks)
+    memo = Shown()
+    progress = [0] * len(tasks)
+    stretch_start: list[int | None] = [None] * len(tasks)
+    for i in range(polls):
+        rows, want = [], {"running": 0, "pending": 0}
+        counts = dict.fromkeys(status.STATES, 0)
+        for k, (runs, steps) in enumerate(tasks):
+            state, grow = steps[min(i, len(steps) - 1)]
+            progress[k] = min(runs, progress[k] + grow)
+            left = runs - progress[k]
+            rows.append(("p", 0, k, f"1_{k}", state, runs, progress[k], 0))
+            counts["done"] += progress[k]
+            if state in WAITING:
+                counts["pending"] += left
+                if stretch_start[k] is None:
+                    stretch_start[k] = progress[k]
+                moving = progress[k] > stretch_start[k]
+                want["running" if moving else "pending"] += left
+            else:
+                stretch_start[k] = None
+                key = "running" if state in RUNNING else "missing"
+                counts[key] += left
+                if key == "running":
+                    want["running"] += left
+        tasks_df = pd.DataFrame(rows, columns=["plan", "array", "task", "job", "slurm_state",
+                                               "runs", "done", "failed"])
+        st = Status(counts, pd.DataFrame(), tasks_df)
+        shown = shown_counts(st, memo)
+        assert (shown["running"], shown["pending"]) == (want["running"], want["pending"])
+        assert sum(shown.values()) == sum(counts.values())

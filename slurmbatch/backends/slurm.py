@@ -7,6 +7,8 @@ job id is recorded as soon as sbatch returns, so any later process can re-attach
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import shlex
@@ -307,15 +309,19 @@ class SlurmBackend(Backend):
         root = str(job.folder.root.resolve())
         for arr in record.arrays:
             ex = self._executor(job, record.plan_id, len(arr.tasks))
+            said = io.StringIO()  # submitit prints sbatch's errors, then raises them
             try:
-                jobs = ex.map_array(SlurmTask(root, record.plan_id, arr.index),
-                                    range(len(arr.tasks)))
+                with contextlib.redirect_stderr(said):
+                    jobs = ex.map_array(SlurmTask(root, record.plan_id, arr.index),
+                                        range(len(arr.tasks)))
             except Exception as exc:
                 save_record(job.folder, record)
                 done = sum(1 for a in record.arrays if a.job_id)
+                why = str(exc).strip() or said.getvalue().strip()
                 raise ExecutorError(f"sbatch failed for array {arr.index} of plan "
                                     f"{record.plan_id} ({done} of {len(record.arrays)} arrays "
-                                    f"were submitted): {exc}") from exc
+                                    f"were submitted): {why}") from exc
+            sys.stderr.write(said.getvalue())
             arr.job_id = str(jobs[0].job_id).split("_")[0]
             arr.submitted = time.time()
             save_record(job.folder, record)
