@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import slurmbatch
-from slurmbatch.errors import OptionError
+from slurmbatch.errors import ExecutorError, OptionError
 
 from .runs import Probe
 
@@ -227,3 +227,14 @@ def test_running_again_while_runs_are_in_flight_waits_for_them(
     assert (report.executed, report.done, report.skipped_done) == (12, 12, 12)
     assert sorted(b.results.df["x"]) == list(range(24))
     assert "ran 12" in report.summary("inflight")
+
+
+def test_an_sbatch_error_is_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """sbatch refusing a directive (one slurmbatch's table does not know) is reported
+    once: in the ExecutorError, not also by submitit on stderr."""
+    b = slurmbatch.Batch("sbatch-error")
+    b.add_factorial_runs(Probe, {"x": [1, 2]})
+    with pytest.raises(ExecutorError) as err:
+        b(executor="slurm", sbatch={"no-such-directive": 1}, bar=False, **OPTS)
+    said = str(err.value) + capsys.readouterr().err
+    assert said.count("unrecognized option '--no-such-directive=1'") == 1, said
