@@ -124,11 +124,14 @@ def test_dry_run_writes_and_submits_nothing(tmp_path: Path) -> None:
     assert not Path("_res").exists()
 
 
-def jobs_of_mine() -> set[str]:
-    """Job ids the scheduler knows (queued, running or recently ended)."""
-    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobIDRaw", "-S", "now-1hours"],
+def jobs_named(batch: str, since: dt.datetime) -> set[str]:
+    """The jobs of a batch the scheduler knows, submitted since ``since``."""
+    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobIDRaw", "-S",
+                          since.strftime("%Y-%m-%dT%H:%M:%S"), "--name", f"sb-{batch}"],
                          capture_output=True, text=True, check=True).stdout
-    return {line.split("_")[0] for line in out.split()}
+    queued = subprocess.run(["squeue", "-h", "-o", "%i", "-n", f"sb-{batch}"],
+                            capture_output=True, text=True, check=True).stdout
+    return {line.split("_")[0] for line in (out + queued).split()}
 
 
 @pytest.mark.parametrize("syntax", ["gres", "gpus-flag"])
@@ -162,14 +165,14 @@ def test_gpu_runs_see_their_gpus_with_both_gpu_syntaxes(syntax: str) -> None:
 @pytest.mark.parametrize("key", ["ntasks", "n", "-n", "--ntasks", "N", "nodes", "ntasks_per_node",
                                  "tasks-per-node", "array", "wrap", "ntasks-per-gpu"])
 def test_a_directive_running_more_copies_is_refused_before_submitting(key: str) -> None:
+    since = dt.datetime.now() - dt.timedelta(seconds=1)
     b = slurmbatch.Batch("copies")
     b.add_factorial_runs(Probe, {"x": list(range(4))})
-    before = jobs_of_mine()
     with pytest.raises(OptionError, match=f"sbatch key {key!r} .*--") as err:
         b(executor="slurm", sbatch={key: 2}, bar=False, **OPTS)
     assert "sbatch={...}" in str(err.value)
     assert not Path("_res").exists()
-    assert jobs_of_mine() == before
+    assert jobs_named("copies", since) == set()
 
 
 @pytest.mark.parametrize(("options", "named"), [
@@ -183,9 +186,9 @@ def test_a_directive_running_more_copies_is_refused_before_submitting(key: str) 
 def test_a_request_beyond_every_node_is_refused_before_submitting(options: dict,
                                                                   named: str) -> None:
     """It would pend forever (PartitionConfig) while batch() waits."""
+    since = dt.datetime.now() - dt.timedelta(seconds=1)
     b = slurmbatch.Batch("oversized")
     b.add_factorial_runs(Probe, {"x": list(range(4))})
-    before = jobs_of_mine()
     for call in (lambda: b(executor="slurm", bar=False, **{**OPTS, **options}),
                  lambda: b.submit(**{**OPTS, **options}),
                  lambda: b.submit(dry_run=True, **{**OPTS, **options})):
@@ -194,7 +197,7 @@ def test_a_request_beyond_every_node_is_refused_before_submitting(options: dict,
         assert named in str(err.value)
         assert "its largest node has 8 CPUs, 4 GPU(s) and 16000 MB of memory" in str(err.value)
     assert not Path("_res").exists()
-    assert jobs_of_mine() == before
+    assert jobs_named("oversized", since) == set()
 
 
 def test_running_again_while_runs_are_in_flight_waits_for_them(
