@@ -82,7 +82,10 @@ def _check_owner(folder: Path, allowed: bool) -> None:
 
 def _attach(args: argparse.Namespace) -> Study:
     folder = _batch_folder(args)
-    return Study(folder.name, folder.parent)
+    study = Study(folder.name, folder.parent)
+    # what the status line counts: a research's experiments, a batch's runs
+    study.noun = "experiment" if study.folder.research_plan.is_file() else "run"
+    return study
 
 
 def _print_status(st: Status, tasks: bool) -> None:
@@ -118,9 +121,36 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+# options retry may change (those its error messages name):
+# (flags, option, type, metavar, meaning)
+RETRY_OPTIONS: tuple[tuple[tuple[str, ...], str, type, str, str], ...] = (
+    (("--time",), "time", str, "TIME", "the task time limit: minutes, 'HH:MM:SS', '2h', ..."),
+    (("--partition",), "partition", str, "NAME", "the partition to submit to"),
+    (("--account",), "account", str, "NAME", "the account to charge"),
+    (("--qos",), "qos", str, "NAME", "the quality of service"),
+    (("--mem-per-run", "--mem"), "mem_per_run", str, "MEM",
+     "memory per run: megabytes or '4G', '512M'"),
+    (("--cpus-per-run", "--cpus"), "cpus_per_run", int, "N", "CPUs per run"),
+    (("--gpus-per-run", "--gpus"), "gpus_per_run", float, "GPUS",
+     "GPUs per run: 0, a whole number or 1/k"),
+    (("--runs-per-task",), "runs_per_task", int, "N", "runs packed into one array task"),
+    (("--time-per-run",), "time_per_run", str, "TIME",
+     "an estimate per run: tasks get as many runs as fit the time limit"),
+    (("--lanes-per-task",), "lanes_per_task", int, "N", "runs a task executes at once"),
+    (("--max-parallel-tasks",), "max_parallel_tasks", int, "N",
+     "at most this many tasks of an array at once"),
+    (("--max-requeues",), "max_requeues", int, "N",
+     "time limits a task may reach without finishing a run"),
+    (("--signal-delay",), "signal_delay", int, "SECONDS",
+     "seconds before the time limit when a task is told to stop"),
+)
+
+
 def _retry(args: argparse.Namespace) -> int:
     batch = _attach(args)
-    out = batch.retry(failed=not args.missing_only, dry_run=args.dry_run)
+    options = {name: getattr(args, name) for _, name, _, _, _ in RETRY_OPTIONS
+               if getattr(args, name) is not None}
+    out = batch.retry(failed=not args.missing_only, dry_run=args.dry_run, **options)
     if isinstance(out, DryRun):
         print(out)
     return 0
@@ -159,7 +189,8 @@ def _ls(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="slurmbatch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run the demo sweep (local processes without Slurm)")
+    p = sub.add_parser("demo", help="run the demo sweep (on Slurm when a controller answers, "
+                       "else in local processes)")
     p.add_argument("--executor", default="auto", choices=["auto", "local", "debug", "slurm"],
                    help="auto: slurm when a Slurm controller answers, else local")
     p.add_argument("--profile", default=None, help="cluster profile for --executor slurm")
@@ -192,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--missing-only", action="store_true", help="not the failed runs")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan and the sbatch scripts, submit nothing")
+    for flags, name, kind, metavar, meaning in RETRY_OPTIONS:
+        p.add_argument(*flags, dest=name, type=kind, default=None, metavar=metavar,
+                       help=f"{meaning} (default: the latest submission's)")
     p.set_defaults(func=_retry)
     p = batch_parser("collect", "read a batch's results")
     p.add_argument("--consolidate", action="store_true", help="merge segment files into one")

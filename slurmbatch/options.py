@@ -14,11 +14,68 @@ from typing import Any
 
 from .errors import OptionError
 
-# sbatch directives slurmbatch sets itself: an extra `sbatch={...}` may not override them
-RESERVED_SBATCH = frozenset({
-    "array", "output", "error", "open-mode", "signal", "requeue", "no-requeue", "wrap",
-    "parsable", "job-name", "time", "partition", "account", "qos", "gres", "gpus-per-task",
-    "cpus-per-task", "mem", "export"})
+# sbatch's long options (Slurm 22.05, and those later versions added): a key of
+# ``sbatch={...}`` is written as ``--key``, which sbatch reads as the option it names or
+# abbreviates, so keys are resolved against this table as sbatch would
+SBATCH_OPTIONS = frozenset("""
+account acctg-freq array batch begin bb bbf chdir cluster cluster-constraint clusters comment
+constraint container context contiguous core-spec cores-per-socket cpu-freq cpus-per-gpu
+cpus-per-task deadline delay-boot dependency distribution error exclude exclusive export
+export-file extra-node-info get-user-env gid gpu-bind gpu-freq gpus gpus-per-node
+gpus-per-socket gpus-per-task gres gres-flags help hint hold ignore-pbs input job-name
+kill-on-invalid-dep licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu
+mem-per-gpu mincpus network nice no-kill no-requeue nodefile nodelist nodes ntasks
+ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket ntasks-per-tres oom-kill-step
+open-mode output overcommit oversubscribe parsable partition power prefer priority profile
+propagate qos quiet reboot requeue reservation segment signal sockets-per-node spread-job
+switches tasks-per-node test-only thread-spec threads-per-core time time-min tmp tres-bind
+tres-per-task uid usage use-min-nodes verbose version wait wait-all-nodes wckey wrap
+""".split())
+# sbatch's short flags and the long options they stand for
+SBATCH_SHORT = {
+    "A": "account", "a": "array", "B": "extra-node-info", "b": "begin", "C": "constraint",
+    "c": "cpus-per-task", "D": "chdir", "d": "dependency", "e": "error", "F": "nodefile",
+    "G": "gpus", "H": "hold", "h": "help", "i": "input", "J": "job-name", "k": "no-kill",
+    "L": "licenses", "M": "clusters", "m": "distribution", "N": "nodes", "n": "ntasks",
+    "O": "overcommit", "o": "output", "p": "partition", "Q": "quiet", "q": "qos",
+    "S": "core-spec", "s": "oversubscribe", "t": "time", "u": "usage", "V": "version",
+    "v": "verbose", "W": "wait", "w": "nodelist", "x": "exclude"}
+
+_COPIES = ("it changes how many copies of a task run, and every copy would run the same "
+           "experiments: slurmbatch runs one copy per array task; size tasks with "
+           "runs_per_task, lanes_per_task or max_parallel_tasks instead")
+_LOGS = "slurmbatch writes each task's log under <batch>/plans/<plan>/logs/"
+_NO_SUBMIT = ("sbatch would then not submit and print a job id, which slurmbatch needs: "
+              "to see the scripts, use dry_run=True")
+_GPUS = "use gpus_per_run= (and gpu_syntax= 'gres' or 'gpus' for how it is asked)"
+# sbatch directives slurmbatch sets itself or that change how many copies of a task run:
+# an extra ``sbatch={...}`` may not give them (option -> what to do instead)
+RESERVED_SBATCH: Mapping[str, str] = {
+    **dict.fromkeys(("ntasks", "nodes", "ntasks-per-node", "tasks-per-node",
+                     "ntasks-per-core", "ntasks-per-socket", "ntasks-per-gpu",
+                     "ntasks-per-tres"), _COPIES),
+    "array": "slurmbatch makes the arrays itself: use runs_per_task and max_parallel_tasks",
+    "wrap": "slurmbatch writes the task's command itself: put shell lines in setup=",
+    "time": "use time=", "partition": "use partition=", "account": "use account=",
+    "qos": "use qos=",
+    **dict.fromkeys(("gres", "gpus", "gpus-per-task", "gpus-per-node", "gpus-per-socket",
+                     "tres-per-task"), _GPUS),
+    **dict.fromkeys(("cpus-per-task", "cpus-per-gpu"), "use cpus_per_run="),
+    **dict.fromkeys(("mem", "mem-per-cpu", "mem-per-gpu"), "use mem_per_run="),
+    **dict.fromkeys(("output", "error", "open-mode"), _LOGS),
+    "job-name": "slurmbatch names the jobs sb-<batch name>",
+    "wckey": "slurmbatch marks its jobs with wckey=slurmbatch",
+    "signal": "use signal_delay= (seconds before the time limit when USR2 arrives)",
+    **dict.fromkeys(("requeue", "no-requeue"),
+                    "tasks requeue themselves at their time limit: use max_requeues= (0: "
+                    "record the runs left as failed instead)"),
+    **dict.fromkeys(("export", "export-file"),
+                    "tasks need the submitting environment: put shell lines in setup="),
+    **dict.fromkeys(("parsable", "wait", "test-only", "help", "usage", "version"), _NO_SUBMIT),
+    **dict.fromkeys(("clusters", "cluster"),
+                    "status, wait, cancel and retry ask this cluster's scheduler: submit "
+                    "from a login node of the other cluster"),
+}
 _SBATCH_KEY = re.compile(r"[a-z][a-z0-9-]{0,63}")  # used with fullmatch
 _NAME = re.compile(r"[A-Za-z0-9_.,+:=@-]{1,128}")  # partition, account, qos; fullmatch
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400}
@@ -133,6 +190,43 @@ def _shell_lines(value: Any, name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _sbatch_name(key: Any) -> str:
+    """The sbatch option an ``sbatch={...}`` key names, as sbatch reads ``--key``; refuses
+    keys slurmbatch owns or that sbatch would refuse or misread."""
+    if not isinstance(key, str):
+        raise OptionError(f"sbatch key {key!r}: give a directive name like 'constraint' "
+                          "(letters, digits and '-')")
+    k = key.lstrip("-").replace("_", "-")
+    how = ""
+    if k in SBATCH_SHORT:
+        name = SBATCH_SHORT[k]
+        if name not in RESERVED_SBATCH:
+            raise OptionError(f"sbatch key {key!r} is the short flag -{k}: give its long name "
+                              f"{name!r} (directives are written as --name=value)")
+        how = f"the short flag -{k}, "
+    elif not _SBATCH_KEY.fullmatch(k):
+        raise OptionError(f"sbatch key {key!r}: give a directive name like 'constraint' "
+                          "(lower-case letters, digits and '-')")
+    elif k in SBATCH_OPTIONS:
+        name = k
+    else:  # sbatch takes any unambiguous prefix of a long option: 'parti' is --partition
+        found = sorted(o for o in SBATCH_OPTIONS if o.startswith(k))
+        if len(found) > 1:
+            mine = [o for o in found if o in RESERVED_SBATCH]
+            owned = (f"; {', '.join('--' + o for o in mine)} slurmbatch sets itself"
+                     if mine else "")
+            raise OptionError(f"sbatch key {key!r} abbreviates several sbatch options "
+                              f"({', '.join('--' + o for o in found)}), so sbatch would refuse "
+                              f"it: give the full name{owned}")
+        if not found:
+            return k  # not in this table (a newer sbatch's option?): sbatch decides
+        name, how = found[0], "read by sbatch as "
+    if name in RESERVED_SBATCH:
+        raise OptionError(f"sbatch key {key!r} ({how}--{name}) is not for sbatch={{...}}: "
+                          f"{RESERVED_SBATCH[name]}")
+    return name
+
+
 def _sbatch_extra(value: Any) -> tuple[tuple[str, str | bool], ...]:
     if not isinstance(value, Mapping):
         raise OptionError(f"sbatch={value!r}: give a dict of extra directives, e.g. "
@@ -140,31 +234,19 @@ def _sbatch_extra(value: Any) -> tuple[tuple[str, str | bool], ...]:
     out = []
     seen: dict[str, Any] = {}
     for key, v in value.items():
-        k = str(key).lstrip("-").replace("_", "-")
-        if not isinstance(key, str) or not _SBATCH_KEY.fullmatch(k):
-            raise OptionError(f"sbatch key {key!r}: give a directive name like 'constraint' "
-                              "(letters, digits and '-')")
+        if v is not True:
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+                raise OptionError(f"sbatch[{key!r}]={v!r}: give a string, a number or True")
+            if any(c in str(v) for c in "\n\r\x00") or "#SBATCH" in str(v).upper():
+                raise OptionError(f"sbatch[{key!r}]={v!r}: a value may not contain newlines "
+                                  "or #SBATCH (it would add directives): give the value on "
+                                  "one line")
+        k = _sbatch_name(key)
         if k in seen:
             raise OptionError(f"sbatch keys {seen[k]!r} and {key!r} name the same directive "
                               f"--{k}: keep one")
         seen[k] = key
-        # sbatch takes any unambiguous prefix of a long option: 'parti' is --partition
-        taken = next((r for r in sorted(RESERVED_SBATCH) if r.startswith(k)), None)
-        if taken is not None:
-            short = "" if k == taken else f" (sbatch reads {k!r} as --{taken})"
-            raise OptionError(f"sbatch key {key!r} is set by slurmbatch{short}: use its own "
-                              "option (time, partition, account, qos, gpus_per_run, ...) "
-                              "instead")
-        if v is True:
-            out.append((k, True))
-            continue
-        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-            raise OptionError(f"sbatch[{key!r}]={v!r}: give a string, a number or True")
-        text = str(v)
-        if any(c in text for c in "\n\r\x00") or "#SBATCH" in text.upper():
-            raise OptionError(f"sbatch[{key!r}]={v!r}: a value may not contain newlines or "
-                              "#SBATCH (it would add directives): give the value on one line")
-        out.append((k, text))
+        out.append((k, True if v is True else str(v)))
     return tuple(sorted(out))
 
 
@@ -230,7 +312,10 @@ class SlurmOptions:
 
     def resources(self) -> dict[str, Any]:
         """What one task asks Slurm for (keys are submitit's SlurmExecutor parameters)."""
-        params: dict[str, Any] = {"cpus_per_task": self.cpus_per_run * self.lanes,
+        # one copy of the task (--ntasks-per-node=1 on --nodes=1): sbatch also needs it
+        # to accept --gpus-per-task
+        params: dict[str, Any] = {"nodes": 1, "ntasks_per_node": 1,
+                                  "cpus_per_task": self.cpus_per_run * self.lanes,
                                   "time": math.ceil(self.time / 60),
                                   "signal_delay_s": self.signal_delay}
         if self.task_gpus:

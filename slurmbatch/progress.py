@@ -15,7 +15,9 @@ def progress_bar(total: int, name: str, enabled: bool) -> tuple[Callable[[Experi
                                                                 Callable[[], None]]:
     """``(on_outcome, close)`` callbacks that drive one tqdm bar."""
     bar = tqdm(total=total, desc=name, unit="run", disable=not enabled, file=sys.stderr,
-               dynamic_ncols=True, leave=True, mininterval=0.2)
+               dynamic_ncols=True, leave=True, mininterval=0.2, smoothing=0)
+    # smoothing=0: the average rate since the start; a moving average over the first
+    # runs (which lanes finish in bursts) shows absurd rates
     failed = [0]
 
     def on_outcome(exp: Experiment, status: int) -> None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,6 +157,15 @@ class Status:
     tasks: pd.DataFrame  # plan, array, task, job, slurm_state, runs, done, failed
     source: str = ""
     checked: float = field(default_factory=time.time)
+    noun: str = "run"  # what one is called: "experiment" for a research
+
+    def only(self, ids: Collection[str] | None) -> Status:
+        """This status counting only the runs of ``ids`` (all if None)."""
+        if ids is None:
+            return self
+        runs = self.runs[self.runs["id"].isin(set(ids))].reset_index(drop=True)
+        counts = {s: int((runs["state"] == s).sum()) for s in STATES}
+        return Status(counts, runs, self.tasks, self.source, self.checked, self.noun)
 
     @property
     def active(self) -> bool:
@@ -164,7 +173,8 @@ class Status:
 
     def __str__(self) -> str:
         parts = ", ".join(f"{self.counts.get(s, 0)} {s}" for s in STATES)
-        return f"{sum(self.counts.values())} runs: {parts} (scheduler: {self.source or 'n/a'})"
+        return (f"{sum(self.counts.values())} {self.noun}s: {parts} "
+                f"(scheduler: {self.source or 'n/a'})")
 
     __repr__ = __str__
 
@@ -183,7 +193,7 @@ def _task_state(states: dict, job: str | None, task: int, single: bool) -> str:
 
 
 def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: Results,
-                   scheduler: Scheduler, *, force: bool = False) -> Status:
+                   scheduler: Scheduler, *, force: bool = False, noun: str = "run") -> Status:
     """Combine the plans, the scheduler's states and the store into a Status."""
     jobs = {a.job_id: a.submitted for r in records if not r.cancelled for a in r.arrays
             if a.job_id}
@@ -230,7 +240,41 @@ def compute_status(folder: BatchFolder, records: Sequence[PlanRecord], results: 
         keep = ~runs["id"].duplicated(keep="last").to_numpy()
         runs, code = runs[keep].reset_index(drop=True), code[keep]
     counts = dict(zip(STATES, np.bincount(code, minlength=len(STATES)).tolist(), strict=True))
-    return Status(counts, runs, tasks, scheduler.source if jobs else "")
+    return Status(counts, runs, tasks, scheduler.source if jobs else "", noun=noun)
+
+
+@dataclass
+class Shown:
+    """What a progress bar remembers between status reads (see ``shown_counts``)."""
+
+    baseline: dict[tuple, int] = field(default_factory=dict)  # results when first pending
+    started: set[tuple] = field(default_factory=set)
+
+
+def shown_counts(st: Status, memo: Shown) -> dict[str, int]:
+    """The counts a progress bar shows: the runs left of a task the scheduler last
+    called pending but whose results have grown since count as running, until its next
+    answer (the scheduler is asked at most every ``status_interval`` seconds)."""
+    counts = dict(st.counts)
+    t = st.tasks
+    if not len(t):
+        return counts
+    moved = 0
+    for key, state, runs, done, failed in zip(
+            zip(t["plan"], t["array"], t["task"], strict=True), t["slurm_state"], t["runs"],
+            t["done"], t["failed"], strict=True):
+        if state not in WAITING:
+            memo.baseline.pop(key, None)
+            memo.started.discard(key)
+            continue
+        if done + failed > memo.baseline.setdefault(key, done + failed):
+            memo.started.add(key)
+        if key in memo.started:
+            moved += runs - done - failed
+    moved = min(moved, counts.get("pending", 0))
+    counts["pending"] = counts.get("pending", 0) - moved
+    counts["running"] = counts.get("running", 0) + moved
+    return counts
 
 
 def wait_for(status: Callable[[bool], Status], *, name: str, bar: bool = True,
@@ -239,14 +283,19 @@ def wait_for(status: Callable[[bool], Status], *, name: str, bar: bool = True,
     t0 = time.monotonic()
     st = status(True)
     total = int(sum(st.counts.values()))
-    progress = tqdm(total=total, desc=name, unit="run", disable=not bar, file=sys.stderr,
-                    dynamic_ncols=True, leave=True)
+    # the rate counts only runs finished while waiting, averaged since the start: results
+    # arrive in bursts (a task's segment at a time), which a moving average makes absurd
+    progress = tqdm(total=total, desc=name, unit=st.noun, disable=not bar, file=sys.stderr,
+                    dynamic_ncols=True, leave=True, smoothing=0,
+                    initial=st.counts["done"] + st.counts["failed"])
+    memo = Shown()
     try:
         while True:
             finished = st.counts["done"] + st.counts["failed"]
             progress.n = finished
-            progress.set_postfix(running=st.counts["running"], pending=st.counts["pending"],
-                                 failed=st.counts["failed"], refresh=False)
+            shown = shown_counts(st, memo)
+            progress.set_postfix(running=shown["running"], pending=shown["pending"],
+                                 failed=shown["failed"], refresh=False)
             progress.refresh()
             if not st.active:
                 return status(True) if st.counts["missing"] else st

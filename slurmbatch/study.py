@@ -25,7 +25,7 @@ from .experiment import Experiment
 from .layout import BatchFolder
 from .options import SlurmOptions
 from .plan import Plan
-from .planfile import PlanRecord, load_ids, load_records, load_task
+from .planfile import PlanRecord, load_ids, load_records, load_stored, load_task
 from .results import Results
 from .status import RUNNING, WAITING, Scheduler, Status, compute_status, wait_for
 from .store import (
@@ -38,6 +38,7 @@ from .store import (
 
 _REFRESH_SECONDS = 2.0
 SUBMIT_WAIT = 300.0  # seconds to wait for another process's submission of the same batch
+_NONE_FLYING = pd.DataFrame({"id": [], "plan": [], "job": []}, dtype=object)
 
 
 class Study:
@@ -136,10 +137,22 @@ class Study:
             # see the same runs as not done and run them twice
             if isinstance(backend, SlurmBackend):
                 with self.folder.hold("a Slurm submission", wait=SUBMIT_WAIT):
-                    plan, busy = self._plan(backend, experiments)
+                    plan, flying = self._plan_flying(backend, experiments)
                     record = backend.submit(plan, job) if plan.experiments else None
-                report = (backend.follow(record, plan, job)  # type: ignore[arg-type]
-                          if record is not None else _nothing(plan))
+                assert not isinstance(record, DryRun)  # dry runs are planned above
+                # what earlier submissions are running of these experiments is waited
+                # for too, as if this call had submitted it: it returns when all ended
+                records = [r for r in self.plans() if r.plan_id in set(flying["plan"])]
+                if len(flying):
+                    jobs = ", ".join(sorted(set(flying["job"]) - {""}))
+                    print(f"slurmbatch {self.name!r}: {len(flying)} in flight (job {jobs}), "
+                          "waiting", file=sys.stderr)
+                if record is not None:
+                    records.append(record)
+                report = (backend.follow(records, plan, job, {e.id for e in experiments},
+                                         waited=len(flying))
+                          if records else _nothing(plan))
+                return report, 0
             else:
                 with self.folder.hold(f"a {backend.name} run"):
                     plan, busy = self._plan(backend, experiments)
@@ -158,13 +171,20 @@ class Study:
     def _plan(self, backend: Backend, experiments: Sequence[Experiment]) -> tuple[Plan, int]:
         """The backend's plan of what is neither done nor in flight, and how many
         experiments were in flight."""
+        plan, flying = self._plan_flying(backend, experiments)
+        return plan, len(flying)
+
+    def _plan_flying(self, backend: Backend, experiments: Sequence[Experiment]
+                     ) -> tuple[Plan, pd.DataFrame]:
+        """The backend's plan of what is neither done nor in flight, and the runs of the
+        experiments in flight (id, plan, job)."""
         results = self.refresh()
-        busy = self._in_flight() if experiments else set()
+        busy = self._in_flight() if experiments else _NONE_FLYING
         done: Collection[str] = results
-        if busy:
-            done = set(results.ids) | busy
-        n_busy = len({e.id for e in experiments} & busy)
-        return backend.plan(experiments, done), n_busy
+        if len(busy):
+            done = set(results.ids) | set(busy["id"])
+        flying = busy[busy["id"].isin({e.id for e in experiments})]
+        return backend.plan(experiments, done), flying.reset_index(drop=True)
 
     def _job(self, bar: bool) -> Job:
         return Job(self.name, self._open_sink, bar=bar,
@@ -224,13 +244,14 @@ class Study:
         every time.
         """
         return compute_status(self.folder, self.plans(), self.refresh(), self._scheduler,
-                              force=force)
+                              force=force, noun=self.noun)
 
-    def _in_flight(self) -> set[str]:
+    def _in_flight(self) -> pd.DataFrame:
+        """The runs submitted and still running or pending: id, plan, job."""
         if not self.saveresult or not self.folder.plans.is_dir():
-            return set()
+            return _NONE_FLYING
         runs = self.status(force=True).runs
-        return set(runs.loc[runs["state"].isin(("running", "pending")), "id"])
+        return runs.loc[runs["state"].isin(("running", "pending")), ["id", "plan", "job"]]
 
     def wait(self, *, poll: float = 2.0, timeout: float | None = None, bar: bool = True,
              status_interval: float | None = None) -> Status:
@@ -277,13 +298,20 @@ class Study:
             for arr in rec.arrays:
                 for t, (start, stop) in enumerate(arr.tasks):
                     if ids & set(load_ids(self.folder, rec.plan_id)[start:stop].tolist()):
-                        for e in load_task(self.folder, rec.plan_id, arr.first_task + t):
+                        for e in self._stored(rec, arr.first_task + t):
                             if e.id in ids:
                                 experiments[e.id] = e
         base = SlurmOptions.from_dict(records[-1].options)
         backend = make_backend("slurm", {**options, "dry_run": dry_run}, base=base)
         plan = backend.plan(list(experiments.values()), set(self.refresh().ids))
         return self._submit(backend, plan)
+
+    def _stored(self, record: PlanRecord, position: int) -> list[Experiment]:
+        """A task's experiments as its plan stored them: from plans of this version
+        still pickled (nothing of their code imported here), from older ones unpickled."""
+        if record.version >= 2:
+            return load_stored(self.folder, record.plan_id, position)
+        return load_task(self.folder, record.plan_id, position, record.version)
 
     def __repr__(self) -> str:
         where = str(self.folder.root) if self.saveresult else "memory"

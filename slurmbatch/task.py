@@ -83,7 +83,7 @@ def _run(folder: BatchFolder, plan_id: str, array: int, task: int,
     record = load_record(folder, plan_id)
     opts = SlurmOptions.from_dict(record.options)
     arr = record.arrays[array]
-    experiments = load_task(folder, plan_id, arr.first_task + task)
+    experiments = load_task(folder, plan_id, arr.first_task + task, record.version)
     tag = task_tag(plan_id, array, task)
     settled = set(Collector(folder.segments, prefix=f"seg-{tag}-").collect().status["id"])
     todo = [e for e in experiments if e.id not in settled]
@@ -140,7 +140,8 @@ def _give_up(folder: BatchFolder, tag: str, left: list, timeouts: int,
     now = time.time()
     msg = (f"TimeLimit: the task reached its time limit of {opts.time // 60} min "
            f"{timeouts} time(s) without finishing a run (host {socket.gethostname()}): "
-           "give a longer time or more max_requeues, then retry")
+           "give a longer time or more max_requeues, then retry (batch.retry(time=...) or "
+           "slurmbatch retry NAME --time ...)")
     for e in left:
         sink.add(Record(e.id, e.kind, e.params, 0, FAILED, None, msg, now, now, 0.0))
     sink.close()

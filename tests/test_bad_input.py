@@ -48,7 +48,7 @@ from slurmbatch import (
 )
 from slurmbatch.layout import FOLDER_FORMAT
 from slurmbatch.options import _ALIASES, OPTION_NAMES, RESERVED_SBATCH, SlurmOptions, make_options
-from slurmbatch.planfile import PLAN_FORMAT, ArrayRecord, PlanRecord
+from slurmbatch.planfile import PLAN_FORMAT, PLAN_VERSION, ArrayRecord, PlanRecord
 
 from conftest import same
 
@@ -1025,11 +1025,11 @@ def foreign_plans(draw: st.DrawFn) -> tuple[bytes, str]:
     if kind == "garbage":
         return b"\x00{" + draw(st.binary(max_size=30)), kind
     if kind == "newer":
-        record["version"] = draw(st.integers(2, 2**53))
+        record["version"] = draw(st.integers(PLAN_VERSION + 1, 2**53))
         record.update(draw(st.dictionaries(IDENT.map(lambda s: f"new_{s}"), st.integers(),
                                            max_size=2)))
     elif kind == "newer_text":
-        record["version"] = str(draw(st.integers(2, 10**6)))
+        record["version"] = str(draw(st.integers(PLAN_VERSION + 1, 10**6)))
     elif draw(st.booleans()):
         record.pop("format")
     else:

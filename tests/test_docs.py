@@ -20,7 +20,7 @@ An HTML comment on the line before a fence changes that:
 - ``<!-- docs-test: file NAME -->``: the block is written to NAME (a script that a later
   shell block runs) instead of being run;
 - ``<!-- docs-test: seed FILE -->``: the block quotes the seed document FILE (in
-  ../shared/seeds/ beside the repository) for the "From ..." pages; it is not run, and
+  tests/seeds/, vendored) for the "From ..." pages; it is not run, and
   must appear there, whitespace aside; a line ``...`` elides seed lines.
 """
 
@@ -45,7 +45,7 @@ DOCS = ROOT / "docs"
 CLUSTER_DOCS = ("slurm.md",)  # every block needs a Slurm cluster: tests/slurm/test_docs_slurm.py
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 PYTHON, SHELL, DATA, OUTPUT = {"python"}, {"bash", "console"}, {"toml"}, {"text"}
-SEEDS = ROOT.parent / "shared" / "seeds"  # the seed documents the "From ..." pages quote
+SEEDS = ROOT / "tests" / "seeds"  # the seed documents the "From ..." pages quote (vendored)
 PRELUDE = {"format.md": ROOT / "README.md"}  # format.md reads the segment README's example makes
 SETUP_LINE = re.compile(r"^scripts/[\w.-]+\.sh\b")
 FENCE = re.compile(r"^(`{3,})(.*)$")
@@ -197,8 +197,7 @@ def test_seed_quotes_are_verbatim(path: Path) -> None:
     quotes = [b for b in parse(path) if b.directive and b.directive.startswith("seed ")]
     for block in quotes:
         seed = SEEDS / block.directive.split(" ", 1)[1]
-        if not seed.is_file():
-            pytest.skip(f"the seed documents are not beside the repository ({SEEDS})")
+        assert seed.is_file(), f"{path.name}:{block.line}: no seed document {seed}"
         check_quote(block, seed)
 
 
@@ -309,3 +308,42 @@ def test_cli_help_lists_the_documented_options(command: str,
     assert options or command == "ls"
     for option in options:
         assert re.search(rf"(^|\s){re.escape(option)}\b", shown), option
+
+
+def test_demo_script_installs_only_when_missing_or_changed(tmp_path: Path) -> None:
+    """scripts/demo.sh installs slurmbatch into .venv the first time and after
+    pyproject.toml changed, not on every call (its pip took 5 of its 6 s)."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "scripts" / "demo.sh").write_text((ROOT / "scripts" / "demo.sh").read_text())
+    (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    bin_ = repo / ".venv" / "bin"
+    bin_.mkdir(parents=True)
+    log = tmp_path / "calls.log"
+    # a stand-in venv: python logs pip installs and answers the import check once
+    # installed; slurmbatch logs the demo call
+    (bin_ / "python").write_text(f"""#!/bin/bash
+if [ "$1" = -m ] && [ "$2" = pip ]; then echo pip >> {log}; touch {repo}/.installed; exit 0; fi
+if [ "$1" = -c ]; then [ -f {repo}/.installed ]; exit; fi
+exit 1
+""")
+    (bin_ / "slurmbatch").write_text(f'#!/bin/bash\necho "demo $*" >> {log}\n')
+    (bin_ / "activate").write_text(f'export PATH="{bin_}:$PATH"\n')
+    for f in ("python", "slurmbatch"):
+        (bin_ / f).chmod(0o755)
+
+    def demo() -> list[str]:
+        subprocess.run(["bash", str(repo / "scripts" / "demo.sh"), "--seeds", "1"], check=True,
+                       capture_output=True, timeout=60)
+        return log.read_text().splitlines()
+
+    assert demo() == ["pip", "demo demo --seeds 1"]
+    for _ in range(3):
+        assert demo()[-1] == "demo demo --seeds 1"
+    assert log.read_text().count("pip") == 1  # not again
+    os.utime(repo / "pyproject.toml", (os.path.getmtime(repo / ".venv" /
+                                                        ".slurmbatch-installed") + 5,) * 2)
+    assert demo()[-2:] == ["pip", "demo demo --seeds 1"]  # changed: installed again
+    (repo / ".installed").unlink()  # e.g. the venv lost the package
+    assert demo()[-2:] == ["pip", "demo demo --seeds 1"]
+    assert log.read_text().count("pip") == 3

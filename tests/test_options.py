@@ -13,6 +13,8 @@ from slurmbatch.errors import OptionError
 from slurmbatch.options import (
     OPTION_NAMES,
     RESERVED_SBATCH,
+    SBATCH_OPTIONS,
+    SBATCH_SHORT,
     SlurmOptions,
     make_options,
     parse_duration,
@@ -169,13 +171,103 @@ def test_sbatch_keys_normalised_and_values_stringified() -> None:
                            ("nice", "5"))
 
 
-@pytest.mark.parametrize("key", ["array", "output", "time", "job-name", "job_name", "gres",
-                                 "--partition", "requeue", "signal", "mem"])
-def test_sbatch_reserved_keys_rejected(key: str) -> None:
-    with pytest.raises(OptionError, match="set by slurmbatch: use its own option") as err:
+COPIES = ("ntasks", "nodes", "ntasks-per-node", "tasks-per-node", "ntasks-per-core",
+          "ntasks-per-socket", "ntasks-per-gpu", "ntasks-per-tres", "array")
+
+
+def spellings(name: str) -> list[str]:
+    """Every way a user may write an sbatch option as a key: dashes or underscores, leading
+    dashes, the short flag, and each abbreviation sbatch resolves to it alone."""
+    forms = {name, name.replace("-", "_")}
+    forms |= {d + f for f in set(forms) for d in ("-", "--")}
+    forms |= {s for s, long in SBATCH_SHORT.items() if long == name}
+    forms |= {"-" + s for s, long in SBATCH_SHORT.items() if long == name}
+    forms |= {name[:i] for i in range(2, len(name))
+              if [o for o in SBATCH_OPTIONS if o.startswith(name[:i])] == [name]}
+    return sorted(forms)
+
+
+RESERVED_CASES = [(name, key) for name in sorted(RESERVED_SBATCH) for key in spellings(name)]
+
+
+@pytest.mark.parametrize(("name", "key"), RESERVED_CASES)
+def test_sbatch_keys_slurmbatch_owns_are_refused_in_every_spelling(name: str, key: str) -> None:
+    """ntasks, -n, N, ntasks_per_node, --tasks-per-node, 'arr', 'gre', wrap, ... are
+    refused naming the key, the option sbatch reads and what to give instead."""
+    with pytest.raises(OptionError) as err:
+        make_options({"sbatch": {"constraint": "a100", key: "2"}})
+    text = str(err.value)
+    assert repr(key) in text and f"--{name})" in text, text
+    assert text.endswith(RESERVED_SBATCH[name]), text
+
+
+def test_copies_changing_directives_are_all_reserved_and_say_why() -> None:
+    assert len(RESERVED_CASES) > 300
+    for name in COPIES:
+        assert name in RESERVED_SBATCH
+    for name in COPIES[:-1]:
+        assert "copies" in RESERVED_SBATCH[name] and "runs_per_task" in RESERVED_SBATCH[name]
+    for key in ("n", "-n", "N", "--N", "ntasks_per_node", "tasks_per_node", "--ntasks"):
+        with pytest.raises(OptionError, match="how many copies of a task run"):
+            make_options({"sbatch": {key: 2}})
+
+
+def test_the_explanations_of_o_and_gpus_name_the_options_sbatch_reads() -> None:
+    with pytest.raises(OptionError) as err:
+        make_options({"sbatch": {"o": "out.log"}})
+    assert "'o' (the short flag -o, --output)" in str(err.value)
+    assert "logs/" in str(err.value)
+    with pytest.raises(OptionError) as err:
+        make_options({"sbatch": {"gpus": 2}})
+    assert "'gpus' (--gpus)" in str(err.value) and "gpus_per_run=" in str(err.value)
+
+
+AMBIGUOUS = sorted({o[:i] for o in SBATCH_OPTIONS for i in range(1, len(o))
+                    if o[:i] not in SBATCH_OPTIONS and o[:i] not in SBATCH_SHORT
+                    and sum(x.startswith(o[:i]) for x in SBATCH_OPTIONS) > 1})
+
+
+@pytest.mark.parametrize("key", AMBIGUOUS)
+def test_sbatch_keys_sbatch_cannot_resolve_are_refused_naming_the_candidates(key: str) -> None:
+    with pytest.raises(OptionError, match="abbreviates several sbatch options") as err:
         make_options({"sbatch": {key: "x"}})
-    assert repr(key) in str(err.value)
-    assert key.lstrip("-").replace("_", "-") in RESERVED_SBATCH
+    for option in SBATCH_OPTIONS:
+        if option.startswith(key):
+            assert f"--{option}" in str(err.value)
+
+
+FREE = sorted(set(SBATCH_OPTIONS) - set(RESERVED_SBATCH))
+UNIQUE = [(o[:i], o) for o in FREE for i in range(2, len(o) + 1)
+          if [x for x in SBATCH_OPTIONS if x.startswith(o[:i])] == [o]]
+
+
+@pytest.mark.parametrize(("key", "name"), UNIQUE)
+def test_sbatch_keys_are_written_as_the_option_sbatch_reads(key: str, name: str) -> None:
+    assert make_options({"sbatch": {key: "1"}}).sbatch == ((name, "1"),)
+    assert make_options({"sbatch": {key.replace("-", "_"): True}}).sbatch == ((name, True),)
+    with pytest.raises(OptionError, match=f"name the same directive --{name}"):
+        make_options({"sbatch": {key: "1", f"--{name}": "2"}})
+
+
+@pytest.mark.parametrize(("short", "name"), sorted((s, n) for s, n in SBATCH_SHORT.items()
+                                                   if n not in RESERVED_SBATCH))
+def test_short_flags_are_refused_with_their_long_name(short: str, name: str) -> None:
+    for key in (short, f"-{short}"):
+        with pytest.raises(OptionError, match=f"short flag -{short}: give its long name "
+                                              f"'{name}'"):
+            make_options({"sbatch": {key: "x"}})
+
+
+@pytest.mark.parametrize("syntax", ["gres", "gpus"])
+@pytest.mark.parametrize("gpus", [0, 0.25, 0.5, 1, 2, 3])
+def test_every_task_asks_for_one_copy_on_one_node(syntax: str, gpus: float) -> None:
+    """sbatch refuses --gpus-per-task without a task count: one task on one node."""
+    res = make_options({"gpus_per_run": gpus, "gpu_syntax": syntax}).resources()
+    assert (res["nodes"], res["ntasks_per_node"]) == (1, 1)
+    if gpus:
+        want = max(1, round(gpus))
+        assert res.get("gres" if syntax == "gres" else "gpus_per_task") == (
+            f"gpu:{want}" if syntax == "gres" else want)
 
 
 @pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\x00b", "#SBATCH --time=5", "x #sbatch y",

@@ -233,3 +233,136 @@ def test_split_arrays_round_trip_first_task(n: int, per_task: int, cap: int) -> 
             assert [e.id for e in got] == [eid(i) for i in range(start, stop)]
         position += len(arr.tasks)
     assert position == rec.n_tasks == len(plan.tasks)
+
+
+# -- pass-through (retry) and foreign payloads ------------------------------------------------
+TOUCHED: list[str] = []
+
+
+def _touch(name: str) -> str:
+    TOUCHED.append(name)
+    return name
+
+
+class Tripwire:
+    """A parameter whose unpickling is seen (as foreign code run by pickle would be)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple:
+        return (_touch, (self.name,))
+
+
+class Wired(Run):
+    kind = "wired"
+
+    def run(self, x: int = 0, w: str = "", _offset: int = 0) -> dict:
+        return {"y": x * x + _offset, "w": w}
+
+
+def tripwire_plan(n: int = 6, per_task: int = 2) -> tuple[BatchFolder, PlanRecord, Plan]:
+    f = folder()
+    target = RunTarget(Wired)
+    exps = [Experiment(eid(i), "wired", {"x": i, "w": Tripwire(f"p{i}")}, target,
+                       extra={"_offset": 1}) for i in range(n)]
+    plan = make_plan(exps, runs_per_task=per_task)
+    return f, planfile.write_plan(f, plan, record_for(plan)), plan
+
+
+def test_stored_experiments_pass_through_a_new_plan_without_being_unpickled() -> None:
+    """retry() reads a plan's experiments as bytes and writes them into its plan; only
+    the task unpickles them, with the same parameters, extras and shared targets."""
+    f, rec, plan = tripwire_plan(9, 3)
+    TOUCHED.clear()
+    stored = [e for t in range(rec.n_tasks) for e in planfile.load_stored(f, rec.plan_id, t)]
+    assert TOUCHED == [] and [e.id for e in stored] == [e.id for e in plan.experiments]
+    assert all(isinstance(e.target, planfile.StoredTarget) for e in stored)
+    with pytest.raises(StoreError, match="still pickled"):
+        list(stored[0].target.execute(stored[0]))
+    # a new plan mixing stored experiments (from different tasks) and new ones
+    fresh = [Experiment(eid(100 + i), "square", {"x": 100 + i}, RunTarget(Square),
+                        extra={"_offset": 1000}) for i in range(2)]
+    again = make_plan([stored[7], stored[1], *fresh, stored[2]], runs_per_task=2)
+    rec2 = planfile.write_plan(f, again, record_for(again, "p20240101T000001-abcd"))
+    assert TOUCHED == []
+    got = [e for t in range(rec2.n_tasks) for e in planfile.load_task(f, rec2.plan_id, t)]
+    assert [e.id for e in got] == [eid(7), eid(1), eid(100), eid(101), eid(2)]
+    # each task unpickled the whole old task its stored experiments came from
+    assert set(TOUCHED) == {f"p{i}" for i in (0, 1, 2, 6, 7, 8)}
+    for e in got:
+        x = int(e.id, 16)
+        want = {"y": x * x + 1000} if x >= 100 else {"y": x * x + 1, "w": f"p{x}"}
+        assert (e.kind, e.params["x"], list(e.target.execute(e))) == (
+            "square" if x >= 100 else "wired", x, [(0, want)])
+    assert got[0].target is got[1].target  # one target object per task, as before
+    # stored again from the new plan: still bytes, still the same experiments
+    TOUCHED.clear()
+    twice = planfile.load_stored(f, rec2.plan_id, 0)
+    assert TOUCHED == [] and [e.id for e in twice] == [e.id for e in again.experiments[:2]]
+
+
+def _hostile(path: Path, how: str) -> None:
+    """Make the payload at ``path`` one we must not unpickle."""
+    import os
+
+    if how.startswith("uid"):
+        os.chown(path, int(how[3:]), -1)
+    elif how.startswith("mode"):
+        os.chmod(path, int(how[4:], 8))
+    elif how == "symlink":
+        real = path.with_name("real.pkl")
+        path.rename(real)
+        path.symlink_to(real)
+    elif how == "directory":
+        path.unlink()
+        path.mkdir()
+    elif how == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+
+
+HOSTILE = ["uid65534", "uid1", "uid1000", "symlink", "directory", "fifo",
+           *(f"mode{m:o}" for m in range(0o600, 0o1000) if m & 0o022 and m & 0o400)]
+
+
+@pytest.mark.parametrize("how", HOSTILE)
+def test_a_payload_not_ours_or_writable_by_others_is_never_unpickled(how: str) -> None:
+    import os
+
+    if how.startswith("uid") and os.geteuid() != 0:
+        pytest.skip("chown to another user needs root (CI runs as root)")
+    f, rec, _ = tripwire_plan()
+    path = planfile.plan_dir(f, rec.plan_id) / "payload.pkl"
+    _hostile(path, how)
+    TOUCHED.clear()
+    for load in (planfile.load_task, planfile.load_stored):
+        for position in range(rec.n_tasks):
+            with pytest.raises(StoreError) as err:
+                load(f, rec.plan_id, position)
+            assert str(path) in str(err.value) and "resubmit" in str(err.value)
+    assert TOUCHED == []
+    with pytest.raises(StoreError):
+        planfile.load_task(f, rec.plan_id, 0, version=1)  # older plans: the same check
+    assert TOUCHED == []
+
+
+def test_plan_files_are_created_0o644_whatever_the_umask_and_never_through_symlinks() -> None:
+    import os
+
+    old = os.umask(0)
+    try:
+        f, rec, plan = tripwire_plan()
+    finally:
+        os.umask(old)
+    d = planfile.plan_dir(f, rec.plan_id)
+    for name in ("ids.npy", "payload.pkl", "payload.idx.npy"):
+        assert (d / name).stat().st_mode & 0o777 == 0o644
+    victim = Path("victim")
+    victim.write_bytes(b"keep")
+    d2 = planfile.plan_dir(f, "p20240101T000009-abcd")
+    d2.mkdir()
+    (d2 / "payload.pkl").symlink_to(victim.resolve())
+    with pytest.raises(FileExistsError):
+        planfile.write_plan(f, plan, record_for(plan, "p20240101T000009-abcd"))
+    assert victim.read_bytes() == b"keep"

@@ -7,7 +7,10 @@ import time
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from slurmbatch import planfile, status
 from slurmbatch.collect import Collector
@@ -289,3 +292,104 @@ def test_parse_slots(options: dict, slots: int | None) -> None:
     from slurmbatch.options import make_options
 
     assert parse_slots(SINFO, make_options(options)) == slots
+
+
+# the nodes of SINFO, any state: (partition, CPUs, MB, GPUs); c9's CPUs are unreadable
+NODES = {"gpu": [(32, 256000, 4)] * 4 + [(32, 256000, 4)], "long": [(32, 256000, 4)],
+         "cpu": [(64, 512000, 0)] * 3}
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(partition=hs.sampled_from([None, "gpu", "long", "cpu"]),
+       cpus=hs.integers(1, 80), gpus=hs.sampled_from([0, 0.125, 0.25, 0.5, 1, 2, 3, 4, 5, 8]),
+       mem=hs.one_of(hs.none(), hs.integers(1000, 700_000)),
+       lanes=hs.one_of(hs.none(), hs.sampled_from([1, 2, 4, 8, 16])))
+def test_a_task_no_node_could_run_is_refused_naming_the_largest_node(
+        partition: str | None, cpus: int, gpus: float, mem: int | None,
+        lanes: int | None) -> None:
+    """cpus_per_run, GPUs or memory beyond every node of the partition (any state: a
+    drained node may come back) is an OptionError naming the largest node; anything a
+    node could run passes."""
+    from slurmbatch.backends.slurm import check_fits, parse_nodes
+    from slurmbatch.errors import OptionError
+    from slurmbatch.options import make_options
+
+    given_opts = {"cpus_per_run": cpus, "gpus_per_run": gpus, "mem_per_run": mem,
+                  "partition": partition}
+    if lanes is not None and not (0 < gpus < 1 and lanes % round(1 / gpus)):
+        given_opts["lanes_per_task"] = lanes
+    opts = make_options(given_opts)
+    n = opts.lanes
+    nodes = NODES[partition or "gpu"]
+    fits = any(c >= cpus * n and g >= opts.task_gpus and (mem is None or m >= opts.mem_per_run * n)
+               for c, m, g in nodes)
+    if fits:
+        check_fits(parse_nodes(SINFO, opts), opts)
+        return
+    with pytest.raises(OptionError) as err:
+        check_fits(parse_nodes(SINFO, opts), opts)
+    text = str(err.value)
+    big = (max(c for c, _, _ in nodes), max(g for _, _, g in nodes), max(m for _, m, _ in nodes))
+    assert (f"its largest node has {big[0]} CPUs, {big[1]} GPU(s) and {big[2]} MB of memory"
+            in text), text
+    assert (f"partition {partition!r}" if partition else "the default partition") in text
+    if cpus * n > big[0]:
+        assert f"cpus_per_run={cpus}" in text and f"asks for {cpus * n} CPUs" in text
+    if opts.task_gpus > big[1]:
+        assert f"gpus_per_run={gpus:g}" in text and f"asks for {opts.task_gpus} GPU(s)" in text
+    if mem is not None and opts.mem_per_run * n > big[2]:
+        assert f"asks for {opts.mem_per_run * n} MB" in text
+
+
+def test_a_partition_sinfo_does_not_list_is_not_refused_here() -> None:
+    from slurmbatch.backends.slurm import check_fits, parse_nodes
+    from slurmbatch.options import make_options
+
+    opts = make_options({"partition": "nope", "cpus_per_run": 999})
+    assert parse_nodes(SINFO, opts) == []
+    check_fits([], opts)  # sbatch names an unknown partition itself
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(tasks=hs.lists(hs.tuples(hs.integers(1, 6), hs.lists(
+    hs.tuples(hs.sampled_from(["PENDING", "RUNNING", "REQUEUED", "COMPLETED"]),
+              hs.integers(0, 2)), min_size=1, max_size=8)), min_size=1, max_size=5))
+def test_the_bar_shows_tasks_whose_results_come_in_as_running(
+        tasks: list[tuple[int, list[tuple[str, int]]]]) -> None:
+    """Between scheduler answers (at most every 10 s) a task it called pending may have
+    started: once its results grow, its runs left show as running, not pending, until
+    the scheduler says otherwise; a requeued task pending with earlier results stays
+    pending."""
+    from slurmbatch.status import RUNNING, WAITING, Shown, Status, shown_counts
+
+    polls = max(len(steps) for _, steps in tasks)
+    memo = Shown()
+    progress = [0] * len(tasks)
+    stretch_start: list[int | None] = [None] * len(tasks)
+    for i in range(polls):
+        rows, want = [], {"running": 0, "pending": 0}
+        counts = dict.fromkeys(status.STATES, 0)
+        for k, (runs, steps) in enumerate(tasks):
+            state, grow = steps[min(i, len(steps) - 1)]
+            progress[k] = min(runs, progress[k] + grow)
+            left = runs - progress[k]
+            rows.append(("p", 0, k, f"1_{k}", state, runs, progress[k], 0))
+            counts["done"] += progress[k]
+            if state in WAITING:
+                counts["pending"] += left
+                if stretch_start[k] is None:
+                    stretch_start[k] = progress[k]
+                moving = progress[k] > stretch_start[k]
+                want["running" if moving else "pending"] += left
+            else:
+                stretch_start[k] = None
+                key = "running" if state in RUNNING else "missing"
+                counts[key] += left
+                if key == "running":
+                    want["running"] += left
+        tasks_df = pd.DataFrame(rows, columns=["plan", "array", "task", "job", "slurm_state",
+                                               "runs", "done", "failed"])
+        st = Status(counts, pd.DataFrame(), tasks_df)
+        shown = shown_counts(st, memo)
+        assert (shown["running"], shown["pending"]) == (want["running"], want["pending"])
+        assert sum(shown.values()) == sum(counts.values())

@@ -7,6 +7,8 @@ job id is recorded as soon as sbatch returns, so any later process can re-attach
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
 import shlex
@@ -55,46 +57,110 @@ _GPUS = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
 _UNUSABLE = ("down", "drain", "fail", "maint", "inval", "reboot", "unk", "*")
 
 
-def parse_slots(text: str, opts: SlurmOptions) -> int | None:
-    """How many of the options' tasks the partition can run at once, from ``sinfo -h -N
-    -o '%N|%P|%c|%m|%G|%T'`` (one line per node and partition); None if it has none."""
-    cpus = opts.cpus_per_run * opts.lanes
-    mem = opts.mem_per_run * opts.lanes if opts.mem_per_run else 0
-    nodes: dict[str, int] = {}
+@dataclass(frozen=True)
+class Node:
+    """One node of a partition, from ``sinfo -h -N -o '%N|%P|%c|%m|%G|%T'``."""
+
+    name: str
+    cpus: int
+    mem: int  # MB
+    gpus: int
+    usable: bool  # not down, drained, failed, ...
+
+
+def parse_nodes(text: str, opts: SlurmOptions) -> list[Node]:
+    """The nodes of the options' partition (the default one if none is given)."""
+    nodes: dict[str, Node] = {}
     for line in text.splitlines():
         parts = line.split("|")
         if len(parts) < 6:
             continue
-        node, part, n_cpus, n_mem, gres, state = (p.strip() for p in parts[:6])
+        name, part, n_cpus, n_mem, gres, state = (p.strip() for p in parts[:6])
         in_partition = (part.rstrip("*") == opts.partition if opts.partition is not None
                         else part.endswith("*"))  # the default partition
         if not in_partition:
             continue
-        if any(word in state.lower() for word in _UNUSABLE):
-            continue
         try:
-            fits = int(n_cpus) // cpus
-            if opts.task_gpus:
-                fits = min(fits, sum(int(g) for g in _GPUS.findall(gres)) // opts.task_gpus)
-            if mem:
-                fits = min(fits, int(n_mem.rstrip("+")) // mem)
+            node = Node(name, int(n_cpus), int(n_mem.rstrip("+")),
+                        sum(int(g) for g in _GPUS.findall(gres)),
+                        not any(word in state.lower() for word in _UNUSABLE))
         except ValueError:
             continue
-        nodes[node] = fits
-    slots = sum(nodes.values())
+        nodes[name] = node
+    return list(nodes.values())
+
+
+def _fits(node: Node, opts: SlurmOptions) -> int:
+    """How many of the options' tasks the node holds at once."""
+    fits = node.cpus // (opts.cpus_per_run * opts.lanes)
+    if opts.task_gpus:
+        fits = min(fits, node.gpus // opts.task_gpus)
+    if opts.mem_per_run:
+        fits = min(fits, node.mem // (opts.mem_per_run * opts.lanes))
+    return fits
+
+
+def parse_slots(text: str, opts: SlurmOptions) -> int | None:
+    """How many of the options' tasks the partition can run at once, from ``sinfo -h -N
+    -o '%N|%P|%c|%m|%G|%T'`` (one line per node and partition); None if it has none."""
+    slots = sum(_fits(n, opts) for n in parse_nodes(text, opts) if n.usable)
     if opts.max_parallel_tasks is not None:
         slots = min(slots, opts.max_parallel_tasks)
     return slots or None
 
 
+def check_fits(nodes: list[Node], opts: SlurmOptions) -> None:
+    """Refuse a task that no node of the partition could ever run (it would pend
+    forever): name what is too big and the largest node's CPUs, GPUs and memory."""
+    if not nodes or any(_fits(n, opts) for n in nodes):
+        return
+    lanes = opts.lanes
+    each = f" per run, {lanes} lanes per task" if lanes > 1 else ""
+    most = (max(n.cpus for n in nodes), max(n.gpus for n in nodes), max(n.mem for n in nodes))
+    wants = [(opts.cpus_per_run * lanes, most[0],
+              f"cpus_per_run={opts.cpus_per_run}{each}: a task asks for "
+              f"{opts.cpus_per_run * lanes} CPUs", _at_most("cpus_per_run", most[0], lanes))]
+    if opts.task_gpus:
+        wants.append((opts.task_gpus, most[1], f"gpus_per_run={opts.gpus_per_run:g}{each}: a "
+                      f"task asks for {opts.task_gpus} GPU(s)",
+                      f"gpus_per_run at most {most[1]}" if most[1]
+                      else "gpus_per_run=0 or a partition with GPUs"))
+    if opts.mem_per_run:
+        wants.append((opts.mem_per_run * lanes, most[2], f"mem_per_run={opts.mem_per_run}M"
+                      f"{each}: a task asks for {opts.mem_per_run * lanes} MB",
+                      _at_most("mem_per_run", most[2], lanes, "M")))
+    where = (f"partition {opts.partition!r}" if opts.partition is not None
+             else "the default partition")
+    largest = (f"its largest node has {most[0]} CPUs, {most[1]} GPU(s) and {most[2]} MB of "
+               "memory")
+    over = [w for w in wants if w[0] > w[1]]
+    if over:
+        raise OptionError(f"{'; '.join(w[2] for w in over)}: more than any node of {where} "
+                          f"has ({largest}); give {', '.join(w[3] for w in over)}, or "
+                          "another partition")
+    raise OptionError(f"{'; '.join(w[2] for w in wants)}: no node of {where} has all of that "
+                      f"at once ({largest}, not all on one node); ask for less, or another "
+                      "partition")
+
+
+def _at_most(name: str, most: int, lanes: int, unit: str = "") -> str:
+    if most // lanes:
+        return f"{name} at most {most // lanes}{unit}"
+    return f"at most {most} lanes per task (lanes_per_task, or a larger GPU share)"
+
+
 def cluster_slots(opts: SlurmOptions) -> int | None:
-    """Tasks the partition can run at once (``parse_slots``), or None if sinfo fails."""
+    """Tasks the partition can run at once (``parse_slots``), or None if sinfo fails;
+    OptionError if no node of the partition could ever run one task (``check_fits``)."""
     try:
         proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G|%T"],
                               capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return parse_slots(proc.stdout, opts) if proc.returncode == 0 else None
+    if proc.returncode != 0:
+        return None
+    check_fits(parse_nodes(proc.stdout, opts), opts)
+    return parse_slots(proc.stdout, opts)
 
 
 def _import_path_lines() -> list[str]:
@@ -107,17 +173,23 @@ def _import_path_lines() -> list[str]:
     return [f'export PYTHONPATH={quoted}"${{PYTHONPATH:+:$PYTHONPATH}}"']
 
 
+HINT_LINES = 3  # the log lines quoted for a task that ended early
+
+
 def log_hint(folder: BatchFolder, record: PlanRecord, tasks: pd.DataFrame) -> str | None:
-    """The last line of the error log of a task that ended without its runs."""
+    """The last lines of the error log of a task that ended without its runs (srun's and
+    slurmstepd's lines kept: they say why, e.g. a time limit or a kill; submitit's own
+    progress lines left out)."""
     logs = plan_dir(folder, record.plan_id) / "logs"
     bad = tasks[(tasks["plan"] == record.plan_id) & (tasks["done"] + tasks["failed"]
                                                      < tasks["runs"])]
     for job in bad["job"]:
         for path in sorted(logs.glob(f"{job}_*log.err")) + sorted(logs.glob(f"{job}_*log.out")):
-            lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()
-                     and not ln.startswith(("srun:", "submitit"))]
+            lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()
+                     if ln.strip() and not ln.startswith("submitit ")]
             if lines:
-                return f"task {job} ended early; its log {path} ends with: {lines[-1]}"
+                return (f"task {job} ended early; its log {path} ends with:\n    "
+                        + "\n    ".join(lines[-HINT_LINES:]))
     return None
 
 
@@ -170,6 +242,8 @@ class SlurmBackend(Backend):
                           f"{DEFAULT_MAX_ARRAY}", stacklevel=2)
             self.max_array = DEFAULT_MAX_ARRAY
         self.settings = asdict(self.opts)
+        # before anything is written: refuses what no node of the partition could run
+        self.slots = cluster_slots(self.opts)
 
     @staticmethod
     def check_folder(folder: BatchFolder) -> None:
@@ -186,9 +260,8 @@ class SlurmBackend(Backend):
         if self.opts.packing is not None:
             return make_plan(experiments, done, runs_per_task=self.opts.packing,
                              max_array_size=self.max_array)
-        slots = cluster_slots(self.opts)
-        if slots:
-            per_task, tasks = self.opts.lanes, min(slots, self.max_array)
+        if self.slots:
+            per_task, tasks = self.opts.lanes, min(self.slots, self.max_array)
         else:
             per_task, tasks = 100 * self.opts.lanes, self.max_array
         return make_plan(experiments, done, runs_per_task=per_task, max_tasks=tasks,
@@ -236,15 +309,19 @@ class SlurmBackend(Backend):
         root = str(job.folder.root.resolve())
         for arr in record.arrays:
             ex = self._executor(job, record.plan_id, len(arr.tasks))
+            said = io.StringIO()  # submitit prints sbatch's errors, then raises them
             try:
-                jobs = ex.map_array(SlurmTask(root, record.plan_id, arr.index),
-                                    range(len(arr.tasks)))
+                with contextlib.redirect_stderr(said):
+                    jobs = ex.map_array(SlurmTask(root, record.plan_id, arr.index),
+                                        range(len(arr.tasks)))
             except Exception as exc:
                 save_record(job.folder, record)
                 done = sum(1 for a in record.arrays if a.job_id)
+                why = str(exc).strip() or said.getvalue().strip()
                 raise ExecutorError(f"sbatch failed for array {arr.index} of plan "
                                     f"{record.plan_id} ({done} of {len(record.arrays)} arrays "
-                                    f"were submitted): {exc}") from exc
+                                    f"were submitted): {why}") from exc
+            sys.stderr.write(said.getvalue())
             arr.job_id = str(jobs[0].job_id).split("_")[0]
             arr.submitted = time.time()
             save_record(job.folder, record)
@@ -257,23 +334,29 @@ class SlurmBackend(Backend):
             print(record, file=sys.stderr)
             return Report(skipped_done=plan.skipped_done,
                           skipped_duplicates=plan.skipped_duplicates)
-        return self.follow(record, plan, job)
+        return self.follow([record], plan, job)
 
-    def follow(self, record: PlanRecord, plan: Plan, job: Job) -> Report:
-        """Wait with a progress bar until every task of a submitted plan has ended."""
+    def follow(self, records: list[PlanRecord], plan: Plan, job: Job,
+               ids: Collection[str] | None = None, waited: int = 0) -> Report:
+        """Wait with a progress bar until every task of the submitted plans has ended;
+        counts only the runs of ``ids`` if given. ``waited``: runs of earlier plans
+        (in flight, so counted as already done in ``plan``) waited for here."""
         assert job.folder is not None and job.collect is not None
         scheduler = Scheduler(self.status_interval)
         t0 = time.perf_counter()
-        st = wait_for(lambda force: compute_status(job.folder, [record], job.collect(),
-                                                   scheduler, force=force),
+        st = wait_for(lambda force: compute_status(job.folder, records, job.collect(),
+                                                   scheduler, force=force).only(ids),
                       name=job.name, bar=job.bar, poll=self.poll)
         counts: Mapping[str, int] = st.counts
         if counts["missing"]:
-            hint = log_hint(job.folder, record, st.tasks)
-            if hint:
-                print(f"slurmbatch {job.name!r}: {hint}", file=sys.stderr)
+            for record in records:
+                hint = log_hint(job.folder, record, st.tasks)
+                if hint:
+                    print(f"slurmbatch {job.name!r}: {hint}", file=sys.stderr)
+                    break
         failed_ids = st.runs.loc[st.runs["state"] == "failed", "id"].tolist()
-        return Report(executed=len(plan), done=counts["done"], failed=counts["failed"],
-                      missing=counts["missing"], failed_ids=failed_ids,
-                      elapsed=time.perf_counter() - t0, skipped_done=plan.skipped_done,
+        return Report(executed=len(plan) + waited, done=counts["done"],
+                      failed=counts["failed"], missing=counts["missing"],
+                      failed_ids=failed_ids, elapsed=time.perf_counter() - t0,
+                      skipped_done=plan.skipped_done - waited,
                       skipped_duplicates=plan.skipped_duplicates)

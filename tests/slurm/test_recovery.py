@@ -11,7 +11,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 import slurmbatch
+from slurmbatch.errors import StoreError
 
 from .runs import Probe
 from conftest import ROOT
@@ -142,3 +145,106 @@ def test_preempted_tasks_save_requeue_and_finish(tmp_path: Path) -> None:
     assert sorted(runs) == list(range(40))
     assert sum(n - 1 for n in runs.values()) <= 4  # at most the run on each task at the signal
     assert b.results.df["restart"].max() >= 1
+
+
+CODE = '''
+import os
+import slurmbatch
+
+
+class Flaky(slurmbatch.Run):
+    """Fails until the file ``gate`` exists."""
+
+    kind = "flaky-v1"
+
+    def run(self, x=0, gate=""):
+        if not os.path.exists(gate):
+            raise RuntimeError(f"no {gate} yet")
+        return {"x": x, "job": os.environ.get("SLURM_JOB_ID", "")}
+'''
+
+SUBMIT = '''
+import sys
+import slurmbatch
+from flakymod import Flaky
+
+b = slurmbatch.Batch("flaky", sys.argv[1])
+b.add_factorial_runs(Flaky, {"x": list(range(6)), "gate": [sys.argv[2]]})
+report = b(executor="slurm", runs_per_task=2, bar=False, profile="testcluster", time=10,
+           status_interval=2, poll=0.5, setup=[f"export PYTHONPATH={sys.argv[3]}:$PYTHONPATH"])
+print(report.failed)
+'''
+
+
+def test_retry_needs_neither_the_code_nor_the_script(tmp_path: Path) -> None:
+    """Runs of a class from a module importable only by the submitting process (and by
+    the tasks, through setup) fail, then are retried from a process where that module
+    is not importable: the API and the CLI, each with changed options."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "flakymod.py").write_text(CODE)
+    (tmp_path / "submit.py").write_text(SUBMIT)
+    gate, results = tmp_path / "gate", tmp_path / "res"
+    env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{ROOT}"}
+    proc = subprocess.run([sys.executable, str(tmp_path / "submit.py"), str(results), str(gate),
+                           str(code)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.split() == ["6"], proc.stderr
+    with pytest.raises(ModuleNotFoundError):
+        __import__("flakymod")  # not importable here
+    b = slurmbatch.Batch("flaky", results)  # re-attached: no runs, no class
+    assert b.status(force=True).counts["failed"] == 6
+    gate.write_text("open")
+    plan = b.retry(time=5, runs_per_task=3)
+    assert plan is not None and plan.n == 6 and "flakymod" not in sys.modules
+    assert plan.options["time"] == 300 and plan.options["runs_per_task"] == 3
+    assert f"export PYTHONPATH={code}:$PYTHONPATH" in plan.options["setup"]  # kept
+    st = b.wait(poll=0.5, bar=False, status_interval=2)
+    assert st.counts["done"] == 6 and sorted(b.results.df["x"]) == list(range(6))
+    assert "flakymod" not in sys.modules
+    # the CLI, in a process without the module either, with its own options
+    gate.unlink()
+    cli = [sys.executable, "-m", "slurmbatch"]
+    env_cli = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(tmp_path / "submit.py"), str(results / "two"),
+                           str(gate), str(code)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.stdout.split() == ["6"], proc.stderr
+    gate.write_text("open")
+    out = subprocess.run([*cli, "retry", "flaky", "--path", str(results / "two"), "--time",
+                          "7", "--mem", "1G", "--max-requeues", "1"], env=env_cli,
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    again = slurmbatch.Batch("flaky", results / "two")
+    latest = again.plans()[-1]
+    assert (latest.options["time"], latest.options["mem_per_run"],
+            latest.options["max_requeues"]) == (420, 1024, 1)
+    assert again.wait(poll=0.5, bar=False, status_interval=2).counts["done"] == 6
+
+
+def test_retry_never_unpickles_a_payload_another_user_owns(tmp_path: Path) -> None:
+    """A plan's payload chowned to nobody (or made group-writable) is refused with a
+    StoreError by retry (API and CLI), and nothing is submitted."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "flakymod.py").write_text(CODE)
+    (tmp_path / "submit.py").write_text(SUBMIT)
+    results = tmp_path / "res"
+    env = {**os.environ, "PYTHONPATH": f"{code}{os.pathsep}{ROOT}"}
+    proc = subprocess.run([sys.executable, str(tmp_path / "submit.py"), str(results),
+                           str(tmp_path / "gate"), str(code)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.stdout.split() == ["6"], proc.stderr
+    b = slurmbatch.Batch("flaky", results)
+    (plan,) = b.plans()
+    payload = b.folder.plans / plan.plan_id / "payload.pkl"
+    for hostile in (lambda: os.chown(payload, 65534, 65534), lambda: os.chmod(payload, 0o664)):
+        hostile()
+        with pytest.raises(StoreError, match=r"payload\.pkl"):
+            b.retry()
+        out = subprocess.run([sys.executable, "-m", "slurmbatch", "retry", "flaky", "--path",
+                              str(results)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and "payload.pkl" in out.stderr, out.stderr
+        assert len(b.plans()) == 1  # nothing submitted
+        os.chown(payload, os.geteuid(), os.getegid())
+        os.chmod(payload, 0o644)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from slurmbatch import EC, Domain, E, O, Research
+from slurmbatch.cli import main
 
 from .runs import gpu_of_lane, power, scaled, shared, steps
 
@@ -26,7 +27,7 @@ def table(r: Research) -> pd.DataFrame:
     return r.results.df.sort_values(["a", "b", "iteration"]).reset_index(drop=True)
 
 
-def test_research_on_slurm_gives_the_local_table() -> None:
+def test_research_on_slurm_gives_the_local_table(capsys: pytest.CaptureFixture[str]) -> None:
     on_slurm = build("rs").run(executor="slurm", gpus_per_experiment=0.5,
                                experiments_per_task=4, bar=False, **OPTS)
     (plan,) = on_slurm.plans()
@@ -37,6 +38,10 @@ def test_research_on_slurm_gives_the_local_table() -> None:
     assert len(a) == 12 * 4  # 3 steps + the exhausted iteration
     pd.testing.assert_frame_equal(a.drop(columns="id"), b.drop(columns="id"))
     assert again_nothing(on_slurm)
+    # a research's status line counts experiments (API and CLI), a batch's runs
+    assert str(on_slurm.status()).startswith("12 experiments: 12 done, 0 failed")
+    assert main(["status", "rs"]) == 0
+    assert capsys.readouterr().out.startswith("12 experiments: 12 done")
 
 
 def again_nothing(r: Research) -> bool:

@@ -7,7 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 import slurmbatch
+from slurmbatch.errors import ExecutorError, OptionError
 
 from .runs import Probe
 
@@ -98,8 +101,8 @@ def test_submitting_again_submits_nothing(tmp_path: Path) -> None:
     first = b.submit(runs_per_task=10, **{k: v for k, v in OPTS.items() if k != "poll"})
     assert first is not None and first.n == 30
     assert b.submit(runs_per_task=10, profile="testcluster") is None  # all in flight
-    report = b(executor="slurm", runs_per_task=10, bar=False, **OPTS)  # nothing new either
-    assert report.executed == 0
+    report = b(executor="slurm", runs_per_task=10, bar=False, **OPTS)  # waits for them
+    assert (report.executed, report.done) == (30, 30) and len(b.results) == 30
     st = b.wait(poll=0.5, bar=False, status_interval=2)
     assert st.counts["done"] == 30
     assert b.submit(runs_per_task=10, profile="testcluster") is None  # all done
@@ -119,3 +122,122 @@ def test_dry_run_writes_and_submits_nothing(tmp_path: Path) -> None:
         assert line in script
     assert "3 task(s)" in str(out)
     assert not Path("_res").exists()
+
+
+def jobs_named(batch: str, since: dt.datetime) -> set[str]:
+    """The jobs of a batch the scheduler knows, submitted since ``since``."""
+    out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobIDRaw", "-S",
+                          since.strftime("%Y-%m-%dT%H:%M:%S"), "--name", f"sb-{batch}"],
+                         capture_output=True, text=True, check=True).stdout
+    queued = subprocess.run(["squeue", "-h", "-o", "%i", "-n", f"sb-{batch}"],
+                            capture_output=True, text=True, check=True).stdout
+    return {line.split("_")[0] for line in (out + queued).split()}
+
+
+@pytest.mark.parametrize("syntax", ["gres", "gpus-flag"])
+def test_gpu_runs_see_their_gpus_with_both_gpu_syntaxes(syntax: str) -> None:
+    """--gres=gpu:N and --gpus-per-task=N (the gpus-flag profile) both submit and give
+    each task its GPUs: whole GPUs per run and GPUs shared by lanes."""
+    opts = {**OPTS, "profile": "testcluster"} if syntax == "gres" else {
+        **OPTS, "profile": "gpus-flag", "partition": "debug"}
+    whole = slurmbatch.Batch(f"whole-{syntax}")
+    whole.add_factorial_runs(Probe, {"x": list(range(8))})
+    report = whole(executor="slurm", gpus_per_run=2, runs_per_task=2, bar=False, **opts)
+    assert (report.done, report.failed, report.missing) == (8, 0, 0)
+    df = whole.results.df
+    assert df["gpu"].str.fullmatch(r"[0-3],[0-3]").all(), df["gpu"].tolist()
+    assert all(len(set(g.split(","))) == 2 for g in df["gpu"])
+    shared = slurmbatch.Batch(f"shared-{syntax}")
+    shared.add_factorial_runs(Probe, {"x": list(range(8))})
+    report = shared(executor="slurm", gpus_per_run=0.5, runs_per_task=4, bar=False, **opts)
+    assert report.done == 8
+    df = shared.results.df
+    assert df["gpu"].str.fullmatch(r"[0-3]").all()
+    for _, task in df.groupby("job"):
+        assert task["gpu"].nunique() == 1 and sorted(task["lane"].unique()) == ["0", "1"]
+    (plan,) = shared.plans()
+    script = next((shared.folder.plans / plan.plan_id / "logs").glob("*_submission.sh"))
+    text = script.read_text()
+    assert "#SBATCH --ntasks-per-node=1" in text and "#SBATCH --nodes=1" in text
+    assert ("#SBATCH --gres=gpu:1" if syntax == "gres" else "#SBATCH --gpus-per-task=1") in text
+
+
+@pytest.mark.parametrize("key", ["ntasks", "n", "-n", "--ntasks", "N", "nodes", "ntasks_per_node",
+                                 "tasks-per-node", "array", "wrap", "ntasks-per-gpu"])
+def test_a_directive_running_more_copies_is_refused_before_submitting(key: str) -> None:
+    since = dt.datetime.now() - dt.timedelta(seconds=1)
+    b = slurmbatch.Batch("copies")
+    b.add_factorial_runs(Probe, {"x": list(range(4))})
+    with pytest.raises(OptionError, match=f"sbatch key {key!r} .*--") as err:
+        b(executor="slurm", sbatch={key: 2}, bar=False, **OPTS)
+    assert "sbatch={...}" in str(err.value)
+    assert not Path("_res").exists()
+    assert jobs_named("copies", since) == set()
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"cpus_per_run": 16}, "cpus_per_run=16: a task asks for 16 CPUs"),
+    ({"cpus_per_run": 16, "runs_per_task": 2}, "cpus_per_run=16"),
+    ({"gpus_per_run": 8}, "gpus_per_run=8: a task asks for 8 GPU(s)"),
+    ({"mem_per_run": "32G", "time_per_run": 1}, "mem_per_run=32768M"),
+    ({"cpus_per_run": 4, "gpus_per_run": 0.25}, "4 lanes per task: a task asks for 16 CPUs"),
+    ({"cpus_per_run": 9, "partition": "urgent"}, "partition 'urgent'"),
+])
+def test_a_request_beyond_every_node_is_refused_before_submitting(options: dict,
+                                                                  named: str) -> None:
+    """It would pend forever (PartitionConfig) while batch() waits."""
+    since = dt.datetime.now() - dt.timedelta(seconds=1)
+    b = slurmbatch.Batch("oversized")
+    b.add_factorial_runs(Probe, {"x": list(range(4))})
+    for call in (lambda: b(executor="slurm", bar=False, **{**OPTS, **options}),
+                 lambda: b.submit(**{**OPTS, **options}),
+                 lambda: b.submit(dry_run=True, **{**OPTS, **options})):
+        with pytest.raises(OptionError) as err:
+            call()
+        assert named in str(err.value)
+        assert "its largest node has 8 CPUs, 4 GPU(s) and 16000 MB of memory" in str(err.value)
+    assert not Path("_res").exists()
+    assert jobs_named("oversized", since) == set()
+
+
+def test_running_again_while_runs_are_in_flight_waits_for_them(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """batch(executor='slurm') again, while an earlier submission runs: it says they are
+    in flight and returns only when they have ended, with their results (also when it
+    submits new runs beside them)."""
+    b = slurmbatch.Batch("inflight")
+    b.add_factorial_runs(Probe, {"x": list(range(12)), "seconds": [1.0]})
+    first = b.submit(runs_per_task=3, profile="testcluster", time=10)
+    assert first is not None and len(b.results) == 0
+    capsys.readouterr()
+    report = b(executor="slurm", runs_per_task=3, bar=False, **OPTS)
+    err = capsys.readouterr().err
+    assert f"12 in flight (job {first.arrays[0].job_id}), waiting" in err, err
+    assert "nothing to run" not in err and "were not started again" not in err
+    assert (report.executed, report.done, report.failed, report.missing) == (12, 12, 0, 0)
+    assert len(b.results) == 12 and not b.status(force=True).active
+    # in flight and new ones together: waits for both, counts both
+    b.add_factorial_runs(Probe, {"x": list(range(12, 18)), "seconds": [1.0]})
+    more = slurmbatch.Batch("inflight")
+    more.add_factorial_runs(Probe, {"x": list(range(18, 24)), "seconds": [1.0]})
+    second = more.submit(runs_per_task=3, profile="testcluster", time=10)
+    assert second is not None
+    b.add_factorial_runs(Probe, {"x": list(range(18, 24)), "seconds": [1.0]})
+    capsys.readouterr()
+    report = b(executor="slurm", runs_per_task=3, bar=False, **OPTS)
+    err = capsys.readouterr().err
+    assert f"6 in flight (job {second.arrays[0].job_id}), waiting" in err, err
+    assert (report.executed, report.done, report.skipped_done) == (12, 12, 12)
+    assert sorted(b.results.df["x"]) == list(range(24))
+    assert "ran 12" in report.summary("inflight")
+
+
+def test_an_sbatch_error_is_printed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """sbatch refusing a directive (one slurmbatch's table does not know) is reported
+    once: in the ExecutorError, not also by submitit on stderr."""
+    b = slurmbatch.Batch("sbatch-error")
+    b.add_factorial_runs(Probe, {"x": [1, 2]})
+    with pytest.raises(ExecutorError) as err:
+        b(executor="slurm", sbatch={"no-such-directive": 1}, bar=False, **OPTS)
+    said = str(err.value) + capsys.readouterr().err
+    assert said.count("unrecognized option '--no-such-directive=1'") == 1, said
