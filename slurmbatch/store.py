@@ -43,7 +43,7 @@ from .codec import (
     row_to_json,
 )
 from .errors import OptionError, StoreError
-from .layout import fsync_dir, new_file, new_temp
+from .layout import fsync_dir, new_temp
 from .records import STATUS_NAMES, Record
 
 SEGMENT_FORMAT = "slurmbatch-segment"
@@ -210,17 +210,26 @@ class Journal:
     @classmethod
     def create(cls, folder: Path, segment: str, host: str, attrs: Mapping[str, Any]) -> Journal:
         path = journal_path(folder, segment)
-        fd = new_file(path, os.O_WRONLY | os.O_APPEND)
+        # locked and headed under a temporary name, then linked into place: a reader
+        # never sees a journal without its header, nor one whose writer holds no lock
+        tmp, fd = new_temp(path)
         try:
             _try_lock(fd)
             header = {"format": JOURNAL_FORMAT, "version": 1, "segment": segment, "host": host,
                       "attrs": dict(attrs)}
             journal = cls(fd, path)
             journal.write(json.dumps(header).encode())
+            try:
+                os.link(tmp, path, follow_symlinks=False)  # never over an existing name
+            except PermissionError:  # file systems without hard links
+                if os.path.lexists(path):
+                    raise FileExistsError(path) from None
+                os.rename(tmp, path)
         except BaseException:
             os.close(fd)
-            path.unlink(missing_ok=True)
             raise
+        finally:
+            tmp.unlink(missing_ok=True)
         return journal
 
     def write(self, payload: bytes) -> None:

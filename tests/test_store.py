@@ -1012,3 +1012,34 @@ def test_journal_row_with_valid_frame_but_bad_content_is_damaged(tmp_path: Path,
     with pytest.warns(UserWarning, match="not recovered"):
         assert SegmentWriter(folder, tag="t").recovered == []
     assert journal.exists() and not (folder / segment).exists()
+
+
+def test_a_journal_being_created_is_never_seen_without_its_header(tmp_path: Path) -> None:
+    """Readers list the folder while writers open journals: a journal appears only with
+    its header written and its lock held, so it is never reported as damaged."""
+    import threading
+
+    from slurmbatch.collect import Collector
+
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    stop = threading.Event()
+    problems: list[dict] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            res = Collector(folder).collect()
+            if res.problems:
+                problems.append(res.problems)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(300):
+            journal = store.Journal.create(folder, f"seg{i}.h5", "host", {})
+            journal.remove()
+    finally:
+        stop.set()
+        reader.join()
+    assert problems == []
+    assert not [p for p in folder.iterdir()]  # no temporaries left
