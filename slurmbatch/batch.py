@@ -85,6 +85,24 @@ def _signature(cls: type) -> _Signature:
     return _Signature(defaults, private, accepts_any)
 
 
+_UNSET: Any = object()
+_SHARED_OK = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
+def _unchanged(copy: Any, value: Any) -> bool:
+    """Is ``value`` still equal to the copy made of it (same type, shape, content)?"""
+    if type(copy) is not type(value):
+        return False
+    try:
+        if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+            return (copy.shape == value.shape and copy.dtype == value.dtype
+                    and np.array_equal(np.ascontiguousarray(copy).view(np.uint8),
+                                       np.ascontiguousarray(value).view(np.uint8)))
+        return bool(Encoder().encode(copy) == Encoder().encode(value))
+    except Exception:  # not comparable: copy again
+        return False
+
+
 def _is_index(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -111,9 +129,9 @@ class RunTarget:
 
     def execute(self, exp: Experiment) -> Iterator[tuple[int, Any]]:
         run = self.cls.__new__(self.cls)
-        params, extra = detached(exp.params), detached(exp.extra)
-        run._bind(None, params, exp.id, -1, exp.kind, extra)
-        yield 0, run.run(**params, **extra)
+        params = detached(exp.params)  # private ones are neither in the id nor stored
+        run._bind(None, params, exp.id, -1, exp.kind, exp.extra)
+        yield 0, run.run(**params, **exp.extra)
 
 
 class Run:
@@ -126,7 +144,7 @@ class Run:
 
     kind: ClassVar[str | None] = None
 
-    def __init__(self, batch: Batch | None = None, saveresult: bool = True,
+    def __init__(self, batch: Batch | None = None, saveresult: Any = _UNSET,
                  **parameters: Any) -> None:
         """A run of ``batch`` made directly, as batchpy allows: ``MyRun(batch, A=2)``.
 
@@ -143,6 +161,11 @@ class Run:
                 f"{type(self).__name__}({batch!r}, ...): a run needs the Batch it belongs to "
                 f"as first argument; the usual way is batch.add_run({type(self).__name__}, "
                 "{...parameters...})")
+        if saveresult is not _UNSET and "saveresult" in batch._sig(type(self)).defaults:
+            parameters = {**parameters, "saveresult": saveresult}  # run()'s own parameter
+            saveresult = _UNSET
+        if saveresult is _UNSET:
+            saveresult = True
         if not isinstance(saveresult, bool):
             raise OptionError(f"saveresult={saveresult!r}: give True or False")
         made = batch._make_run(type(self), parameters, Encoder())
@@ -196,11 +219,16 @@ class Run:
     @property
     def done(self) -> bool:
         """Whether a result is available (in the store, or in memory)."""
+        if getattr(self, "_kept", None):
+            return True
         return self._id in self._results()
 
     @property
     def result(self) -> Any:
         """The value ``run`` returned, or None while not done."""
+        kept = getattr(self, "_kept", None)
+        if kept:
+            return kept[0]
         res = self._results()
         return res.result(self._id) if self._id in res else None
 
@@ -234,6 +262,12 @@ class Run:
 
     def __call__(self) -> Any:
         """Compute this run now (in this process) unless it is done; return its result."""
+        if isinstance(self, ResultRun):
+            if self.done:
+                return self.result
+            raise ParameterError(f"ResultRun {self._id} has no stored result and no Run "
+                                 "class to compute it: add it with its Run class (its stored "
+                                 "failure, run.error, is kept)")
         kept = getattr(self, "_kept", None)
         if kept is not None:  # made directly with saveresult=False: the result stays here
             if not kept:
@@ -294,15 +328,34 @@ class Batch(Study):
         """The runs, in the order they were added (``run.index`` is the position)."""
         self._signatures: dict[type, _Signature] = {}
         self._ids: tuple[int, Run | None, pd.Index] | None = None  # of self.run, cached
+        self._copies: dict[int, tuple[Any, Any]] = {}  # id(given) -> (given, its copy)
 
     # -- adding runs --------------------------------------------------------------------
+    def _copied(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``detached(params)``, but one copy of an object passed again unchanged (the
+        same array in a thousand add_run calls is held once)."""
+        out = dict(params)
+        for k, v in params.items():
+            if type(v) in _SHARED_OK:
+                continue
+            hit = self._copies.get(id(v))
+            if hit is not None and hit[0] is v and _unchanged(hit[1], v):
+                out[k] = hit[1]
+                continue
+            copy = detached({k: v})[k]
+            if copy is not v:
+                self._copies[id(v)] = (v, copy)
+            out[k] = copy
+        return out
+
     def _sig(self, cls: type) -> _Signature:
         sig = self._signatures.get(cls)
         if sig is None:
             sig = self._signatures[cls] = _signature(cls)
         return sig
 
-    def _make_run(self, cls: type[Run], given: Mapping[str, Any], encoder: Encoder) -> Run:
+    def _make_run(self, cls: type[Run], given: Mapping[str, Any], encoder: Encoder,
+                  copied: bool = False) -> Run:
         sig = self._sig(cls)
         bad = [k for k in given if not isinstance(k, str)]
         if bad:
@@ -318,6 +371,9 @@ class Batch(Study):
         private = dict(sig.private)
         for k, v in given.items():
             (private if k.startswith("_") else params)[k] = v
+        # a copy of what the id is computed from: the caller may change its lists later
+        if not copied:
+            params = self._copied(params)
         if any(type(v) is dict or "." in k for k, v in params.items()):
             clash = key_clash(params)
             if clash:
@@ -331,6 +387,8 @@ class Batch(Study):
         run._bind(self, params, "", len(self.run), kind, private)
         custom = run.set_id(params)
         if custom is None:
+            if _own_set_id(cls):  # allowed without a stable name for its own ids only
+                encoder.kind_of(cls)
             run._id = encoder.experiment_id(kind, params)
         elif (isinstance(custom, str) and 0 < len(custom) <= 200 and custom.isascii()
               and custom.isprintable() and "/" not in custom):
@@ -368,14 +426,25 @@ class Batch(Study):
                                      "factorial design would hold no runs")
             options[k] = list(v)
         keys = list(options)
+        # each value copied once: the caller may change its lists after this call
+        options = {k: list(detached(dict(enumerate(vals))).values())
+                   if not str(k).startswith("_") else vals for k, vals in options.items()}
+        for k, vals in options.items():
+            for v in vals:
+                if type(v) is dict and (clash := key_clash({k: v})):
+                    raise ParameterError(f"run class {runclass.__qualname__}: parameter "
+                                         f"{clash}")
         encoder = Encoder()  # one per call: values of the grid are encoded once
         combos = itertools.product(*options.values())
-        first = self._make_run(runclass, dict(zip(keys, next(combos))), encoder)  # validates
+        first = self._make_run(runclass, dict(zip(keys, next(combos))), encoder,
+                               copied=True)  # validates
         with no_gc():
-            nested = any(type(v) is dict for vals in options.values() for v in vals)
-            if type(first).set_id is not Run.set_id or nested:  # one by one, each checked
-                runs = [first, *(self._make_run(runclass, dict(zip(keys, combo)), encoder)
-                                 for combo in combos)]
+            one_by_one = (type(first).set_id is not Run.set_id  # ids of the user's own
+                          or any(str(k).startswith("_") for k in keys)  # not in the ids
+                          or any("." in k for k in first.parameters))  # clashes to check
+            if one_by_one:
+                runs = [first, *(self._make_run(runclass, dict(zip(keys, combo)), encoder,
+                                                copied=True) for combo in combos)]
             else:
                 runs = [first, *self._grid_runs(runclass, options, first, encoder)]
         for i, run in enumerate(runs):
@@ -459,6 +528,10 @@ class Batch(Study):
             make_dir(self.path)
             target = self.path / f"{self.name}_ids.{format}"
         else:
+            if not isinstance(filename, (str, os.PathLike)) or isinstance(filename, bytes) \
+                    or "\0" in os.fspath(filename):
+                raise OptionError(f"save_ids({filename!r}): give a file name (a str or "
+                                  "path) ending in .npy or .py")
             target = Path(filename)
             if target.is_dir():
                 raise OptionError(f"save_ids({str(target)!r}): that is a folder; give a file "
@@ -565,6 +638,8 @@ class Batch(Study):
         return self._submit_experiments(experiments, dry_run, options)
 
     def _select(self, runs: int | Iterable[int] | None) -> list[Run]:
+        if isinstance(runs, np.ndarray) and runs.ndim == 0:
+            runs = runs.item()
         if runs is None or (_is_index(runs) and runs < 0):  # type: ignore[operator]
             return self.run
         fix = (f"give a run index or a list of them, between 0 and {len(self.run) - 1} "

@@ -278,13 +278,19 @@ ARRAY_KINDS = "biufcUS"  # dtype kinds an array column holds (as they are, long 
 def _is_plain_array(v: Any) -> bool:
     """An ndarray itself (no subclass: np.matrix, recarray, masked arrays would come back
     as something else) with a dtype an array column holds."""
-    return type(v) is np.ndarray and v.dtype.kind in ARRAY_KINDS and v.dtype.fields is None
+    return (type(v) in _PLAIN_ARRAYS and v.dtype.kind in ARRAY_KINDS
+            and v.dtype.fields is None)
+
+
+# a memmap is an ndarray whose data lives in a file: stored (and read back) as the array
+_PLAIN_ARRAYS = (np.ndarray, np.memmap)
+_HUGE_INT = 10**4000  # beyond Python's int-to-str limit (4300 digits)
 
 
 def _unstorable_numpy(v: Any) -> str | None:
     """What a numpy value that no plain kind holds exactly is (for the error), else None."""
     if isinstance(v, np.ndarray) and not _is_plain_array(v):
-        if type(v) is not np.ndarray:
+        if type(v) not in _PLAIN_ARRAYS:
             return (f"a numpy {type(v).__name__} (an ndarray subclass, dtype {v.dtype}: "
                     "stored as a plain array it would come back as another type; return "
                     "np.asarray(x) if a plain array is what you mean)")
@@ -394,6 +400,9 @@ class LeafEncoder:
                     return ("array", t.__name__, f"{dt}/1"), arr
             return self._json(v)
         if t is int:  # beyond int64
+            if not -_HUGE_INT < v < _HUGE_INT:
+                return self._fallback(v, "an int of over 4000 digits (no JSON holds it: "
+                                         "return str(n))")
             return ("json", "", ""), json.dumps(v)
         if isinstance(v, dict):
             return self._json(v)
@@ -597,8 +606,10 @@ class RowEncoder:
                 _, pleaves = flatten(dict(rec.params), self._params_enc)
             except Unstorable as exc:  # specs refuse these first; never a wrong column
                 pleaves = []
+                form, leaves = FORM_NONE, []  # a failed row holds no result
                 status, error = FAILED, f"ParameterError: the parameters cannot be stored: {exc}"
-            self._param_cache[rec.id] = pleaves
+            else:
+                self._param_cache[rec.id] = pleaves
         return Row(rec.id, rec.kind, rec.iteration, status, form, rec.started, rec.finished,
                    rec.runtime, rec.lane, error, leaves, pleaves)
 

@@ -37,10 +37,14 @@ class Experiment:
 def detached(params: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of ``params`` for the run to use: a run that changes a list or dict it
     was given must not change the parameters that are stored (and that the id is of).
-    Objects that cannot be deep-copied are passed as they are."""
+    Callables, keyed objects and objects that cannot be deep-copied are passed as they
+    are."""
     out = {}
     for k, v in params.items():
-        if type(v) not in _IMMUTABLE:
+        # callables and keyed objects (named(model, ...)) are identified by name or key,
+        # not by content: passed as they are, like any object deepcopy cannot copy
+        if type(v) not in _IMMUTABLE and not callable(v) and not hasattr(
+                v, "__slurmbatch_key__"):
             try:
                 v = copy.deepcopy(v)
             except Exception:

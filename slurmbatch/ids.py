@@ -252,13 +252,14 @@ class Encoder:
             name = qualified_name(obj, self._main)
         except _Unencodable as exc:
             raise IdError(f"{obj!r}: {exc.reason}; fix: {exc.fix}") from None
-        if ("<locals>" in name or "<lambda>" in name) and not local_ok:
+        if not local_ok and ("<locals>" in name or "<lambda>" in name
+                             or _shadowed(obj)):
             raise IdError(
-                f"run class {name} is defined inside a function: every call of that "
-                "function makes another class with this one name (and what it closes "
-                "over is invisible to the id); fix: define the class at module level, or "
-                "give it a kind of its own, kind = 'name_v1' (you then promise the kind "
-                "changes whenever the behaviour does)")
+                f"run class {name} is defined inside a function or made by type() (its "
+                "module has no class of that name): every call makes another class with "
+                "this one name (and what it closes over is invisible to the id); fix: "
+                "define the class at module level, or give it a kind of its own, kind = "
+                "'name_v1' (you then promise the kind changes whenever the behaviour does)")
         return name
 
     # -- encoding -----------------------------------------------------------------
@@ -316,12 +317,19 @@ class Encoder:
             return b"S" + str(len(parts)).encode() + b":" + b"".join(parts)
         if isinstance(v, np.ndarray):
             if isinstance(v, np.ma.MaskedArray):
+                try:
+                    fill: Any = np.asarray(v.fill_value, dtype=v.dtype)
+                except (AttributeError, TypeError, ValueError):
+                    fill = None
                 return (b"M" + self._enc_array(np.asarray(v.data))
-                        + self._enc_array(np.ma.getmaskarray(v))
-                        + self._enc(np.asarray(v.fill_value, dtype=v.dtype)))
+                        + self._enc_array(np.ma.getmaskarray(v)) + self._enc(fill))
             if t is np.ndarray or t is np.memmap:
                 return self._enc_array(v)
             # matrix, recarray, a user's subclass: same data, other behaviour
+            if getattr(v, "__dict__", None) and t.__module__.split(".")[0] != "numpy":
+                raise _Unencodable(
+                    f"{t.__name__} (an ndarray subclass) carries attributes "
+                    f"({', '.join(sorted(v.__dict__))}) the id cannot see", _FIX_OBJECT)
             return (b"m" + _enc_str(qualified_name(t, self._main))
                     + self._enc_array(v.view(np.ndarray)))
         if isinstance(v, np.generic):
@@ -345,11 +353,15 @@ class Encoder:
             return (b"P" + self._enc(v.func) + self._enc(tuple(v.args))
                     + self._enc(dict(v.keywords)))
         if isinstance(v, np.ufunc):
-            if getattr(np, v.__name__, None) is not v:
+            if getattr(np, v.__name__, None) is v:
+                return b"u" + _enc_str(f"numpy.{v.__name__}")
+            module = sys.modules.get(getattr(v, "__module__", None) or "")
+            if module is None or getattr(module, v.__name__, None) is not v:
                 raise _Unencodable(
-                    f"ufunc {v.__name__!r} is not numpy's own (np.frompyfunc or another "
-                    "library's): its name does not say what it computes", _FIX_CALLABLE)
-            return b"u" + _enc_str(f"numpy.{v.__name__}")
+                    f"ufunc {v.__name__!r} is not what a module holds under its name "
+                    "(np.frompyfunc makes such ufuncs): its name does not say what it "
+                    "computes", _FIX_CALLABLE)
+            return b"u" + _enc_str(f"{module.__name__}.{v.__name__}")
         if isinstance(v, np.dtype):
             if v.fields is None and v.subdtype is None:
                 return b"y" + _enc_str(v.str)
@@ -370,6 +382,12 @@ class Encoder:
         name = qualified_name(v, self._main)
         if "<lambda>" in name:
             raise _Unencodable("a lambda has no stable identity", _FIX_CALLABLE)
+        if ((isinstance(v, types.FunctionType) or isinstance(v, type))
+                and "<locals>" not in name and _shadowed(v)):
+            raise _Unencodable(
+                f"{name} is not what its module holds under that name (a function made "
+                "by a factory, e.g. with functools.wraps, or a class made by type()): "
+                "its name does not say what it computes", _FIX_CALLABLE)
         if "<locals>" in name:
             raise _Unencodable(
                 f"{name} is defined inside a function (a closure may capture state that the id "
@@ -379,16 +397,26 @@ class Encoder:
     def _enc_array(self, a: np.ndarray) -> bytes:
         shape = ",".join(map(str, a.shape)).encode()
         if a.dtype.hasobject:
-            return b"A" + shape + b";" + self._enc_items(b"l", a.ravel().tolist())
+            if a.dtype.fields is None and a.dtype.subdtype is None:
+                return b"A" + shape + b";" + self._enc_items(b"l", a.ravel().tolist())
+            return (b"B" + _enc_dtype(a.dtype) + shape + b";"
+                    + self._enc_fields(a))
+        if a.dtype.fields is not None and _has_padding(a.dtype):
+            # bytes no field owns: garbage that differs from process to process
+            return b"Z" + _enc_dtype(a.dtype) + shape + b";" + self._enc_fields(a)
         # (structured arrays by their descr, as ever; dtype values by _enc_dtype)
         dt = repr(a.dtype.descr).encode() if a.dtype.fields else a.dtype.str.encode()
         if a.dtype.kind in "fc":
             nan = np.isnan(a)
             if nan.any():  # every NaN bit pattern encodes alike, as for scalars
                 a = np.where(nan, np.array(np.nan, dtype=a.dtype), a)
-        data = np.ascontiguousarray(a).tobytes()
+        data = _long_bytes(a) if _is_long80(a.dtype) else np.ascontiguousarray(a).tobytes()
         return (b"a" + dt + b";" + shape + b";" + str(len(data)).encode() + b":" + data)
 
+
+    def _enc_fields(self, a: np.ndarray) -> bytes:
+        """A structured array field by field (each as an array of its own)."""
+        return b"".join(self._enc_array(np.ascontiguousarray(a[n])) for n in a.dtype.names or ())
 
     def _enc_generic(self, v: np.generic) -> bytes:
         """A numpy scalar: as the Python value where that is exact, else dtype + bytes
@@ -402,12 +430,43 @@ class Encoder:
 def _own_key(v: Any, t: type) -> bool:
     """Is ``v``'s ``__slurmbatch_key__`` its own (instance or its exact class), or one of
     slurmbatch's own placeholders (whose key names their type)?"""
+    if t.__module__.split(".")[0] == "slurmbatch":
+        return True
     if "__slurmbatch_key__" in getattr(v, "__dict__", ()):
-        return True
+        # set on the instance (often by a base class's __init__): its own only when its
+        # class derives from no other class of the user's
+        return not [c for c in t.__mro__[1:] if c is not object
+                    and c.__module__.split(".")[0] not in ("builtins", "slurmbatch")]
     owner = next((c for c in t.__mro__ if "__slurmbatch_key__" in c.__dict__), None)
-    if owner is t:
-        return True
-    return t.__module__.split(".")[0] == "slurmbatch"
+    return owner is t
+
+
+def _is_long80(dt: np.dtype) -> bool:
+    """An x86 extended-precision long double (80 bits stored in 16 or 32 bytes)."""
+    return dt.char in "gG" and np.finfo(dt).nmant == 63 and dt.itemsize in (16, 32)
+
+
+def _long_bytes(a: np.ndarray) -> bytes:
+    """The bytes of a long double array without the padding no value owns (it differs
+    from process to process)."""
+    b = np.ascontiguousarray(a).view(np.uint8).reshape(-1, a.dtype.itemsize)
+    if a.dtype.kind == "c":
+        half = a.dtype.itemsize // 2
+        b = np.concatenate([b[:, :10], b[:, half:half + 10]], axis=1)
+    else:
+        b = b[:, :10]
+    return np.ascontiguousarray(b).tobytes()
+
+
+def _has_padding(dt: np.dtype) -> bool:
+    """Does a structured dtype leave bytes that no field owns (alignment, gaps, long
+    doubles)? Those bytes are encoded never: the array goes field by field."""
+    if dt.fields is None:
+        base = dt.subdtype[0] if dt.subdtype is not None else dt
+        return _is_long80(base) or (base.fields is not None and _has_padding(base))
+    names = dt.names or ()
+    covered = sum(dt.fields[n][0].itemsize for n in names)
+    return covered != dt.itemsize or any(_has_padding(dt.fields[n][0]) for n in names)
 
 
 def _enc_dtype(dt: np.dtype) -> bytes:
@@ -421,9 +480,24 @@ def _enc_dtype(dt: np.dtype) -> bytes:
                 + b")")
     names = dt.names or ()
     parts = [_enc_str(n) + _enc_dtype(dt.fields[n][0]) + _enc_int(int(dt.fields[n][1]))
+             + (b"t" + _enc_str(repr(dt.fields[n][2])) if len(dt.fields[n]) > 2 else b"")
              for n in names]
     return (b"{" + str(dt.itemsize).encode() + b";" + str(len(parts)).encode() + b":"
             + b"".join(parts) + b"}")
+
+
+def _shadowed(v: Any) -> bool:
+    """Does ``v``'s module (loaded) hold something else under ``v``'s qualname? Then its
+    name does not identify it (a factory's product, a class made by type()). Code whose
+    module is not loaded (exec'd with a __name__ of its own) cannot be checked."""
+    module = sys.modules.get(getattr(v, "__module__", None) or "")
+    qualname = getattr(v, "__qualname__", None)
+    if module is None or not isinstance(qualname, str):
+        return False
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj is not v
 
 
 def _importable(v: Any) -> bool:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .backends.slurm import DryRun
 from .batch import no_gc
+from .codec import key_clash
 from .domain import REPETITION, Domain
 from .errors import OptionError, ParameterError, StoreError
 from .experiment import Experiment
@@ -349,6 +350,13 @@ class Research(Study):
         keys: set[str] = set()
         for exp in experiments:
             keys.update(exp.params)
+            if any("." in k or type(v) is dict for k, v in exp.params.items()):
+                clash = key_clash(exp.params)
+                if clash:
+                    raise ParameterError(f"the domain's config {dict(exp.params)!r}: "
+                                         f"parameter {clash}")
+        if self.domain.n_reps > 1:
+            keys.discard(REPETITION)  # units see the config without it
         names = [u.name for u in self.units]
         for pos, unit in enumerate(self.units):
             for expr in _expressions((unit.args, unit.kwargs)):
@@ -360,7 +368,7 @@ class Research(Study):
                         "name, or add it to the domain")
                 if tag != "O":
                     continue
-                target = arg.partition(".")[0] if arg not in names else arg
+                target = arg
                 if target not in names:
                     raise ParameterError(
                         f"unit {unit.name!r}: {expr!r}: there is no unit {arg!r}; units: "

@@ -303,6 +303,8 @@ class Results:
             param_ints = _int_names(table, "params")
             for name, arr in view.params.items():
                 col = name if name not in RESERVED else f"param.{name}"
+                while col in cols:  # e.g. a parameter named 'param.id' beside 'id'
+                    col = f"param.{col}"
                 vals = arr[idx]
                 given = _presence(table, name, n, "params")[idx]
                 if name in param_ints and vals.dtype.kind == "f" and given.all():
@@ -314,7 +316,9 @@ class Results:
                 cols["iteration"] = table.iteration[idx]
             ints = _int_names(table)
             for name, arr in view.values.items():
-                col = name if name not in cols else f"result.{name}"
+                col = name
+                while col in cols:  # a value named as a parameter (or 'result.<it>')
+                    col = f"result.{col}"
                 present_here = _presence(table, name, n)[idx]
                 vals = arr[idx]
                 if name in ints and vals.dtype.kind == "f" and present_here.all():
@@ -426,8 +430,9 @@ class Results:
                 "file": table.attrs.get("file", ""),
             }))
         if not rows:
-            return pd.DataFrame(columns=["id", "iteration", "status", "runtime", "started",
-                                         "finished", "host", "error", "file"])
+            empty = pd.DataFrame(columns=["id", "iteration", "status", "runtime", "started",
+                                          "finished", "host", "error", "file"])
+            return empty if self._iterations else empty.drop(columns="iteration")
         out = pd.concat(rows, ignore_index=True) if len(rows) > 1 else rows[0]
         back = _inverse(np.argsort(sel["t"].to_numpy(), kind="stable"))  # groupby's order
         if back is not None:
@@ -449,13 +454,23 @@ class Results:
             if view.params is None:
                 view.params = _frame(table.params, len(table), False)
             idx = part["row"].to_numpy()
-            cols = {(n if n not in RESERVED else f"param.{n}"): a[idx]
-                    for n, a in view.params.items()}
+            cols: dict[str, Any] = {}
+            ints = _int_names(table, "params")
+            for n, a in view.params.items():
+                col = n if n not in RESERVED else f"param.{n}"
+                while col in cols or col in failed.columns:  # e.g. a parameter 'error'
+                    col = f"param.{col}"
+                vals = a[idx]
+                if (n in ints and vals.dtype.kind == "f"
+                        and _presence(table, n, len(table), "params")[idx].all()):
+                    vals = vals.astype(np.int64)
+                cols[col] = vals
             params.append(pd.DataFrame(cols, index=part.index))
         if not params:
             return failed
+        if len(params) > 1:
+            _keep_big_ints(params)
         table = pd.concat(params, sort=False).loc[sel.index].reset_index(drop=True)
-        table = table[[c for c in table.columns if c not in failed.columns]]
         return pd.concat([failed[["id"]], table, failed.drop(columns="id")], axis=1)
 
     @property

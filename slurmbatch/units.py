@@ -171,6 +171,9 @@ class Context:
 
     def save(self, names: tuple[str, ...] | str, value: Any, unit: str) -> None:
         row = self.rows.setdefault(self.iteration, {})
+        # a copy as it is now: the unit may change the object later (rows are written
+        # when the experiment ends)
+        value = detached({"v": value})["v"]
         if isinstance(names, str):
             row[names] = value
             return

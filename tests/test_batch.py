@@ -660,7 +660,7 @@ def test_parameters_and_results_whose_columns_clash_are_refused(params) -> None:
         b.add_factorial_runs(AnyParams, grid)
     assert b.run == []
     Returns = type("Returns", (Run,), {"run": lambda self, v=0: params})
-    b.add_run(type("R", (Returns,), {"__module__": __name__, "__qualname__": "R"}))
+    b.add_run(type("R", (Returns,), {"kind": "clash-returns-v1"}))
     b(executor="debug", bar=False)
     assert "ResultError: the result cannot be stored: keys" in b.run[0].error
     assert "would both be column" in b.run[0].error and b.results.df.empty
@@ -732,3 +732,124 @@ def test_a_reattached_batch_tells_which_configurations_failed() -> None:
         assert {k: row[k] for k in want[row["id"]]} == want[row["id"]]
         assert again.results.parameters(row["id"]) == want[row["id"]]
     assert again.run == []  # asking did not add runs
+
+
+# -- what a review found: more members of the same classes --------------------------------
+class PrivateSeed(Run):
+    def run(self, A=0, _seed=0):
+        return {"A_seen": A, "seed": _seed}
+
+
+@pytest.mark.hostile("distinct experiments, one id")
+def test_a_grid_with_a_private_option_gives_every_run_its_own_id() -> None:
+    b = Batch("privgrid")
+    runs = b.add_factorial_runs(PrivateSeed, {"A": [1, 2, 3], "_seed": [0, 1]})
+    assert [(r.parameters["A"], r._private["_seed"]) for r in runs] == \
+        [(a, s) for a in (1, 2, 3) for s in (0, 1)]
+    for r in runs:
+        assert r.id == b.add_run(PrivateSeed, {"A": r.parameters["A"]}).id
+    b(executor="debug", bar=False)
+    again = Batch("privgrid")
+    for a in (1, 2, 3):
+        assert again.add_run(PrivateSeed, {"A": a}).result["A_seen"] == a
+
+
+@pytest.mark.hostile("run() mutating its parameters")
+def test_parameters_changed_by_the_caller_after_add_run_are_not_what_runs() -> None:
+    b = Batch("latechange")
+    shared: list = []
+    grid_values = [[0], [1]]
+    for i in range(3):
+        shared.append(i)
+        b.add_run(AnyParams, {"B": shared})
+    grid = b.add_factorial_runs(AnyParams, {"C": grid_values})
+    shared.append(99)
+    grid_values[0].append(99)
+    b(executor="debug", bar=False)
+    assert [r.result["B"] for r in b.run[:3]] == [[0], [0, 1], [0, 1, 2]]
+    assert [r.result["C"] for r in grid] == [[0], [1]]
+    for r in list(b.run):
+        assert Batch("latechange").add_run(AnyParams, r.parameters).id == r.id
+
+
+class Cached(Run):
+    def run(self, x=0, _cache=None, model=None):
+        _cache[x] = 1
+        return {"same_model": model.func is MODEL}
+
+
+MODEL = object()
+
+
+def test_private_parameters_and_keyed_objects_are_passed_as_they_are() -> None:
+    cache: dict = {}
+    b = Batch("private_shared", saveresult=False)
+    b.add_factorial_runs(Cached, {"x": [1, 2, 3], "_cache": [cache],
+                                  "model": [slurmbatch.named(MODEL, "m")]})
+    b(executor="debug", bar=False)
+    assert cache == {1: 1, 2: 1, 3: 1} and all(r.result["same_model"] for r in b.run)
+
+
+@pytest.mark.hostile("bad arguments refused before running")
+def test_calling_a_result_run_without_a_result_keeps_its_failure() -> None:
+    b = Batch("rrcall")
+    b.add_factorial_runs(Flaky, {"x": [1]})
+    b(executor="debug", bar=False)
+    failed = Batch("rrcall").failed[0]
+    error = failed.error
+    with pytest.raises(ParameterError, match="no stored result and no Run class"):
+        failed()
+    again = Batch("rrcall")
+    assert again.failed[0].error == error and again.failed[0].parameters == {"x": 1}
+
+
+@pytest.mark.hostile("bad arguments refused before running")
+@pytest.mark.parametrize("bad", [123, b"x.npy", None.__class__, "x\0.npy", 1.5])
+def test_save_ids_refuses_what_is_not_a_file_name(bad) -> None:
+    b = Batch("idsbad")
+    b.add_run(Square, {"x": 1})
+    with pytest.raises(OptionError, match=r"save_ids\(.*\): give a file name"):
+        b.save_ids(bad)
+
+
+def test_runs_as_a_zero_dimensional_array() -> None:
+    b = Batch("zerod")
+    b.add_factorial_runs(Square, {"x": [1, 2]})
+    b(runs=np.array(1), executor="debug", bar=False)
+    assert [r.done for r in b.run] == [False, True]
+
+
+class TakesSaveresult(Run):
+    def run(self, saveresult=True, x=0):
+        return {"s": saveresult}
+
+
+def test_a_run_made_directly_keeps_its_result_and_its_own_saveresult_parameter() -> None:
+    b = Batch("direct2")
+    run = Square(b, x=3, saveresult=False)
+    assert run()["y"] == 9.0 and run.done and run.result["y"] == 9.0
+    own = TakesSaveresult(b, saveresult=0)
+    assert own.parameters == {"saveresult": 0, "x": 0} and own()["s"] == 0
+
+
+@pytest.mark.hostile("Run classes made in functions")
+def test_run_classes_made_by_type_in_a_factory_or_with_set_id_none_are_refused() -> None:
+    def make(n):
+        return type("Scaled", (Run,), {"run": lambda self, x=1: x * n})
+
+    def make_set_id(n):
+        class Local(Run):
+            def run(self, x=1):
+                return x * n
+
+            def set_id(self, parameters):
+                return None if parameters["x"] == 1 else f"x{parameters['x']}"
+        return Local
+
+    b = Batch("factories", saveresult=False)
+    for n in (2, 3):
+        with pytest.raises(slurmbatch.IdError, match="made by type"):
+            b.add_run(make(n), {"x": 1})
+        with pytest.raises(slurmbatch.IdError, match="defined inside a function"):
+            b.add_run(make_set_id(n), {"x": 1})
+        assert b.add_run(make_set_id(n), {"x": 2}).id == "x2"  # its own ids: fine

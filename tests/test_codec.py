@@ -161,3 +161,27 @@ def test_plain_arrays_and_numpy_scalars_still_store_natively(tmp_path: Path) -> 
         row, seg, journal = stored(tmp_path, value, allow_pickle=False)
         assert row.status == DONE and row.values[0][1][0] != "pickle"
         assert same(seg, journal)
+
+
+@pytest.mark.hostile("values that cannot be stored")
+def test_memmaps_store_as_arrays_and_huge_ints_fail_only_their_run(tmp_path: Path) -> None:
+    import slurmbatch
+
+    np.save(tmp_path / "a.npy", np.arange(4.0))
+
+    class Mapped(slurmbatch.Run):
+        kind = "codec-mapped-v1"
+
+        def run(self, huge=False, arr=None):
+            if huge:
+                return {"v": 10**5000}
+            return {"m": np.load(tmp_path / "a.npy", mmap_mode="r")[1:], "p": arr}
+
+    b = slurmbatch.Batch("mapped")
+    b.add_run(Mapped, {"arr": np.load(tmp_path / "a.npy", mmap_mode="r")})
+    b.add_run(Mapped, {"huge": True})
+    b(executor="debug", bar=False)
+    assert np.array_equal(b.run[0].result["m"], [1.0, 2.0, 3.0])
+    assert type(b.run[0].result["m"]) is np.ndarray
+    assert np.array_equal(b.results.parameters(b.run[0].id)["arr"], np.arange(4.0))
+    assert "over 4000 digits" in b.run[1].error and b.run[1].status == "failed"

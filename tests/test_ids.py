@@ -14,6 +14,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -157,8 +158,8 @@ def test_kind_of_uses_module_and_qualname() -> None:
     enc = Encoder()
     assert enc.kind_of(RunA) == f"{RunA.__module__}.RunA"
     assert enc.kind_of(RunA) != enc.kind_of(RunB)
-    in_a = type("Run", (), {"__module__": "lab_a.runs"})
-    in_b = type("Run", (), {"__module__": "lab_b.runs"})
+    in_a = _in_module("lab_a.runs", type("Run", (), {"__module__": "lab_a.runs"}))
+    in_b = _in_module("lab_b.runs", type("Run", (), {"__module__": "lab_b.runs"}))
     assert enc.kind_of(in_a) == "lab_a.runs.Run"
     assert enc.kind_of(in_a) != enc.kind_of(in_b)
 
@@ -168,8 +169,11 @@ def test_kind_of_takes_the_classes_own_kind_and_refuses_a_bad_one() -> None:
     enc = Encoder()
     explicit = type("Renamed", (), {"kind": "my-run-v1"})
     assert enc.kind_of(explicit) == "my-run-v1"
-    assert enc.kind_of(type("Plain", (), {"kind": None, "__module__": "lab.runs"})) \
-        == "lab.runs.Plain"
+    assert enc.kind_of(_cls("Plain", kind=None)) == "lab.runs.Plain"
+    with pytest.raises(IdError, match="made by type"):  # lab.runs holds another Plain
+        enc.kind_of(type("Plain", (), {"kind": None, "__module__": "lab.runs"}))
+    unloaded = type("Plain", (), {"__module__": "not_loaded_here"})  # exec'd code
+    assert enc.kind_of(unloaded) == "not_loaded_here.Plain"
     for bad in ("", 3, b"x", ["a"], 1.5, True):
         cls = type("Odd", (), {"kind": bad, "__module__": "lab.runs"})
         with pytest.raises(IdError, match=r"Odd.kind = .*non-empty string"):
@@ -582,8 +586,15 @@ def test_many_ids_equal_one_by_one_ids(many: list) -> None:
 
 # -- issue 11: no inherited or invisible identity --------------------------------------------
 def _cls(name: str, bases: tuple = (), **attrs: object) -> type:
-    """A class with a module-level qualname (as if written at the top of lab.runs)."""
-    return type(name, bases, {"__module__": "lab.runs", "__qualname__": name, **attrs})
+    """A class written at the top of the module lab.runs (which holds it)."""
+    return _in_module("lab.runs", type(name, bases, {"__module__": "lab.runs",
+                                                     "__qualname__": name, **attrs}))
+
+
+def _in_module(module: str, cls: type) -> type:
+    mod = sys.modules.setdefault(module, types.ModuleType(module))
+    setattr(mod, cls.__name__, cls)
+    return cls
 
 
 @pytest.mark.hostile("inherited or invalid identity")
@@ -792,7 +803,7 @@ def test_only_numpys_own_ufuncs_are_named() -> None:
     assert enc.encode(np.add) == b"u" + b"s9:numpy.add"
     for f in (np.frompyfunc(lambda x: x, 1, 1), np.frompyfunc(lambda x: -x, 1, 1),
               np.frompyfunc(abs, 1, 1)):
-        with pytest.raises(IdError, match=r"not numpy's own.*slurmbatch.named"):
+        with pytest.raises(IdError, match=r"not what a module holds.*slurmbatch.named"):
             enc.encode(f)
     assert enc.encode(named(np.frompyfunc(abs, 1, 1), "abs_v1")) == \
         enc.encode(named(len, "abs_v1"))
@@ -806,3 +817,73 @@ def test_ints_too_long_to_store_are_refused_naming_the_parameter(digits: int) ->
         with pytest.raises(IdError, match=r"parameter 'n'.*over 4000 digits.*str\(n\)"):
             Encoder().experiment_id("k", {"n": value})
     assert Encoder().experiment_id("k", {"n": 10**3999}) != Encoder().experiment_id("k", {"n": 0})
+
+
+# -- what a review found: more members of the same classes --------------------------------
+def _base_fn(x):
+    return x
+
+
+def _scaler(n):
+    @functools.wraps(_base_fn)
+    def scaled(x):
+        return x * n
+    return scaled
+
+
+class _Model:
+    def __init__(self, lr):
+        self.__slurmbatch_key__ = ("model", lr)
+
+
+class _BigModel(_Model):
+    pass
+
+
+class _Quantity(np.ndarray):
+    def __new__(cls, data, unit):
+        obj = np.asarray(data).view(cls)
+        obj.unit = unit
+        return obj
+
+
+@pytest.mark.hostile("distinct experiments, one id")
+def test_more_values_that_must_not_share_an_id() -> None:
+    enc = Encoder()
+    for n in (2, 3):
+        with pytest.raises(IdError, match="not what its module holds"):
+            enc.encode(_scaler(n))
+    assert enc.encode(_Model(0.1)) == b"k" + enc.encode(("model", 0.1))  # as before
+    assert enc.encode(_BigModel(0.1)) != enc.encode(_Model(0.1))
+    objs = [np.zeros(2, dtype=[("a", "i4"), ("b", "O")]),
+            np.zeros(2, dtype=[("c", "i4"), ("d", "O")]),
+            np.zeros(2, dtype=[("c", "i8"), ("d", "O")]), np.array([(0, 0), (0, 0)], dtype=object)]
+    assert len({enc.encode(o) for o in objs}) == 4
+    with pytest.raises(IdError, match="carries attributes \\(unit\\)"):
+        enc.encode(_Quantity([1.0], "m"))
+    titled = [np.dtype([(("A", "a"), "i4")]), np.dtype([(("B", "a"), "i4")]),
+              np.dtype([("a", "i4")])]
+    assert len({enc.encode(d) for d in titled}) == 3
+    assert enc.encode(np.strings.str_len) == b"us21:numpy.strings.str_len"
+    assert enc.encode(np.ma.masked) == enc.encode(np.ma.masked)  # no raw AttributeError
+
+
+def test_values_with_padding_bytes_have_one_id_in_every_process() -> None:
+    code = ("import numpy as np, hashlib\n"
+            "from slurmbatch.ids import Encoder\ne = Encoder().encode\n"
+            "a = np.zeros(3, np.longdouble); a[:] = 0.5\n"
+            "vals = [a, np.clongdouble(1) / 3, np.longdouble(1) / 3, np.array([(1, 2.0)], "
+            "dtype=np.dtype([('a', 'u1'), ('b', 'f8')], align=True)), "
+            "np.array([(1, np.longdouble(2))], dtype=[('a', 'u1'), ('b', np.longdouble)])]\n"
+            "print([hashlib.sha1(e(v)).hexdigest() for v in vals])")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, check=True).stdout for _ in range(4)}
+    assert len(outs) == 1
+
+
+def test_a_memmap_is_the_array_it_maps(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.arange(5.0))
+    mm = np.load(tmp_path / "a.npy", mmap_mode="r")
+    assert Encoder().encode(mm) == Encoder().encode(np.arange(5.0))
+    assert Encoder().encode(mm[1:3]) == Encoder().encode(np.arange(5.0)[1:3])

@@ -38,7 +38,7 @@ _EXPECT = {
     "SIGSEGV": r"died of SIGSEGV \(signal 11: a crash in native code",
     "SIGABRT": r"died of SIGABRT \(signal 6: aborted by native code",
     "SIGTERM": r"died of SIGTERM \(signal 15: sent by something outside the lane",
-    "hugeint": r"ResultError: the result cannot be stored: ValueError: Exceeds the limit",
+    "hugeint": r"ResultError: the result cannot be stored: key 'v': an int of over 4000 digits",
 }
 
 

@@ -445,3 +445,35 @@ def test_a_unit_that_mutates_the_config_changes_nothing_stored(workers) -> None:
         "g", _grow, lst=EC("lst"), dct=EC("dct"), save_to="n")
     again.run(n_iters=2, bar=False)
     assert again.report.executed == 0
+
+
+@pytest.mark.hostile("Research plan mistakes refused at run()")
+def test_more_plan_mistakes_refused_and_outputs_saved_as_they_were() -> None:
+    dom = Domain(a=[1, 2]) + Domain({"a.b": [1], "a": [{"b": 2}]})
+    with pytest.raises(ParameterError, match=r"would both be column 'a\.b'"):
+        Research("clashcfg", domain=dom).add_callable("f", _ident, EC("a"), save_to="x").run(
+            bar=False)
+    assert not Path("_res/clashcfg/segments").exists() or not any(
+        Path("_res/clashcfg/segments").iterdir())
+    for name in ("_ident.x", "i.nomethod"):
+        r = Research("dotted").add_instance("i", _History).add_callable("_ident", _ident,
+                                                                        save_to="y")
+        r.add_callable("u", _ident, x=O(name), save_to="z")
+        with pytest.raises(ParameterError, match=f"there is no unit {name!r}"):
+            r.run(bar=False, dump_results=False)
+    reps = Research("reps", n_reps=2).add_callable("u", _ident, x=EC("repetition"),
+                                                   save_to="y")
+    with pytest.raises(ParameterError, match="no config of the domain has a key 'repetition'"):
+        reps.run(bar=False, dump_results=False)
+    h = Research("hist").add_instance("i", _History).add_callable("i.step", save_to="h")
+    h.run(n_iters=3, bar=False, dump_results=False)
+    assert h.results.df["h"].tolist() == [[0], [0, 1], [0, 1, 2]]
+
+
+class _History:
+    def __init__(self):
+        self.seen = []
+
+    def step(self):
+        self.seen.append(len(self.seen))
+        return self.seen

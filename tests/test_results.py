@@ -106,3 +106,37 @@ def test_failed_of_results_without_failures(n: int) -> None:
     b.add_factorial_runs(Fails, {"x": [0, 2][:n + 1]})
     b(executor="debug", bar=False)
     assert b.results.failed.empty and "error" in b.results.failed.columns
+
+
+@pytest.mark.hostile("table fidelity")
+def test_columns_whose_names_meet_keep_every_value() -> None:
+    b = Batch("names")
+    b.add_run(AnyKw, {"id": 1, "param.id": 2, "x": 10, "error": "e", "status": 5})
+    b(executor="debug", bar=False)
+    df = b.results.df
+    row = df.iloc[0]
+    assert row["param.id"] in (1, 2) and row["param.param.id"] in (1, 2)
+    assert {row["param.id"], row["param.param.id"]} == {1, 2}
+    assert row["x"] == 10 and row["result.x"] == 20 and row["result.result.x"] == 30
+
+
+class AnyKw(Run):
+    def run(self, **kw):
+        if kw.get("fail"):
+            raise ValueError("asked to")
+        return {"x": 20, "result.x": 30}
+
+
+@pytest.mark.hostile("re-attached failures")
+def test_failed_keeps_big_ints_and_parameters_named_as_its_columns() -> None:
+    b = Batch("failbig", segment_rows=1)
+    b.add_run(AnyKw, {"fail": True, "n": 2**53 + 1, "error": "mine", "runtime": "slow"})
+    b.add_run(AnyKw, {"fail": True, "m": 1})
+    b(executor="debug", bar=False)
+    failed = slurmbatch.collect("_res/failbig").failed
+    big = failed["n"].dropna().tolist()
+    assert big == [2**53 + 1] and isinstance(big[0], int)
+    assert failed["param.error"].dropna().tolist() == ["mine"]
+    assert failed["param.runtime"].dropna().tolist() == ["slow"]
+    assert all("asked to" in e for e in failed["error"])
+    assert "iteration" not in b.results.filter(m=99).status.columns

@@ -117,6 +117,7 @@ def test_scancel_then_retry(log: Path, whole: bool) -> None:
 
 
 # -- 3. a task past its time limit, with and without the warning signal in time --------------
+@pytest.mark.timeout(600)  # three attempts of up to a minute each, with requeue delays
 def test_time_limit_with_the_signal_in_time(log: Path) -> None:
     """USR2 60 s before a 2-minute limit: the task saves, requeues itself and finishes."""
     n, seconds = 100, 1.5  # 150 s of work in a task of 2 minutes
