@@ -152,7 +152,10 @@ def run_page(path: Path, cwd: Path, *, cluster: bool = False) -> list[str]:
     Returns the output of each shell block that ran."""
     if path.name in PRELUDE:
         exec("\n".join(blocks(PRELUDE[path.name])), {"__name__": "prelude"})
-    namespace: dict = {"__name__": path.stem.replace("-", "_")}
+    name = path.stem.replace("-", "_")
+    if name in sys.modules:  # e.g. 'slurm', the tests' own package: a script's name is its own
+        name = f"docs_{name}"
+    namespace: dict = {"__name__": name}
     outputs = []
     for block in parse(path):
         kind, _, arg = (block.directive or "").partition(" ")
