@@ -25,7 +25,7 @@ from .backends import Report
 from .backends.slurm import DryRun
 from .codec import key_clash
 from .errors import IdError, OptionError, ParameterError, StoreError
-from .experiment import Experiment, detached
+from .experiment import Experiment, detached, detached_value
 from .ids import Encoder
 from .layout import make_dir, write_atomic, write_npy
 from .planfile import PlanRecord
@@ -170,7 +170,7 @@ class Run:
             raise OptionError(f"saveresult={saveresult!r}: give True or False")
         made = batch._make_run(type(self), parameters, Encoder())
         self._bind(batch, made._parameters, made._id, -1, made._kind, made._private)
-        self._kept: tuple[Any] | None = None if saveresult else ()
+        self._kept: tuple[Any, ...] | None = None if saveresult else ()
 
     def _bind(self, batch: Batch | None, parameters: Mapping[str, Any], run_id: str,
               index: int, kind: str, private: Mapping[str, Any]) -> None:
@@ -271,8 +271,8 @@ class Run:
         kept = getattr(self, "_kept", None)
         if kept is not None:  # made directly with saveresult=False: the result stays here
             if not kept:
-                self._kept = (self.run(**detached(self._parameters), **detached(self._private)),)
-            return self._kept[0]
+                kept = self._kept = (self.run(**detached(self._parameters), **self._private),)
+            return kept[0]
         if not self.done and self._batch is not None:
             if self._index >= 0:
                 self._batch(runs=[self._index], executor="debug", bar=False)
@@ -342,7 +342,7 @@ class Batch(Study):
             if hit is not None and hit[0] is v and _unchanged(hit[1], v):
                 out[k] = hit[1]
                 continue
-            copy = detached({k: v})[k]
+            copy = detached_value(v)
             if copy is not v:
                 self._copies[id(v)] = (v, copy)
             out[k] = copy
@@ -427,8 +427,8 @@ class Batch(Study):
             options[k] = list(v)
         keys = list(options)
         # each value copied once: the caller may change its lists after this call
-        options = {k: list(detached(dict(enumerate(vals))).values())
-                   if not str(k).startswith("_") else vals for k, vals in options.items()}
+        options = {k: [detached_value(v) for v in vals] if not str(k).startswith("_")
+                   else vals for k, vals in options.items()}
         for k, vals in options.items():
             for v in vals:
                 if type(v) is dict and (clash := key_clash({k: v})):
@@ -492,7 +492,7 @@ class Batch(Study):
         """Add runs known only by id; their parameters and results come from the store."""
         if isinstance(ids, (str, np.str_)):
             ids = [ids]
-        added = []
+        added: list[Run] = []
         for i in ids:
             if not isinstance(i, (str, np.str_)) or not str(i):
                 raise ParameterError(f"run ids are strings, got {i!r}")
@@ -557,7 +557,7 @@ class Batch(Study):
         without its runs (``Batch(name)``) lists the stored failures as ResultRuns."""
         ids = self._current_results().failed_ids
         if not self.run:
-            found = []
+            found: list[Run] = []
             for i in ids:
                 run = ResultRun.__new__(ResultRun)
                 run._bind(self, {}, i, -1, "", {})
@@ -637,10 +637,10 @@ class Batch(Study):
         experiments, _ = self._experiments(runs)
         return self._submit_experiments(experiments, dry_run, options)
 
-    def _select(self, runs: int | Iterable[int] | None) -> list[Run]:
+    def _select(self, runs: Any) -> list[Run]:
         if isinstance(runs, np.ndarray) and runs.ndim == 0:
             runs = runs.item()
-        if runs is None or (_is_index(runs) and runs < 0):  # type: ignore[operator]
+        if runs is None or (_is_index(runs) and runs < 0):
             return self.run
         fix = (f"give a run index or a list of them, between 0 and {len(self.run) - 1} "
                "(or None for every run)")

@@ -999,7 +999,7 @@ def _check_column(col: Column, n: int) -> np.ndarray:
     return rows
 
 
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined,arg-type]
 
 
 def _json_value(text: str) -> Any:

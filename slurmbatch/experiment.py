@@ -36,18 +36,17 @@ class Experiment:
 
 def detached(params: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of ``params`` for the run to use: a run that changes a list or dict it
-    was given must not change the parameters that are stored (and that the id is of).
-    Callables, keyed objects and objects that cannot be deep-copied are passed as they
-    are."""
-    out = {}
-    for k, v in params.items():
-        # callables and keyed objects (named(model, ...)) are identified by name or key,
-        # not by content: passed as they are, like any object deepcopy cannot copy
-        if type(v) not in _IMMUTABLE and not callable(v) and not hasattr(
-                v, "__slurmbatch_key__"):
-            try:
-                v = copy.deepcopy(v)
-            except Exception:
-                pass
-        out[k] = v
-    return out
+    was given must not change the parameters that are stored (and that the id is of)."""
+    return {k: detached_value(v) for k, v in params.items()}
+
+
+def detached_value(v: Any) -> Any:
+    """A deep copy of one value; callables, keyed objects (``named(model, ...)``, which
+    are identified by name or key, not by content) and objects deepcopy cannot copy are
+    the value itself."""
+    if type(v) in _IMMUTABLE or callable(v) or hasattr(v, "__slurmbatch_key__"):
+        return v
+    try:
+        return copy.deepcopy(v)
+    except Exception:  # locks, sockets, C objects: not copyable
+        return v

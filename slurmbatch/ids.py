@@ -353,15 +353,16 @@ class Encoder:
             return (b"P" + self._enc(v.func) + self._enc(tuple(v.args))
                     + self._enc(dict(v.keywords)))
         if isinstance(v, np.ufunc):
-            if getattr(np, v.__name__, None) is v:
-                return b"u" + _enc_str(f"numpy.{v.__name__}")
+            name = str(v.__name__)
+            if getattr(np, name, None) is v:
+                return b"u" + _enc_str(f"numpy.{name}")
             module = sys.modules.get(getattr(v, "__module__", None) or "")
-            if module is None or getattr(module, v.__name__, None) is not v:
+            if module is None or getattr(module, name, None) is not v:
                 raise _Unencodable(
-                    f"ufunc {v.__name__!r} is not what a module holds under its name "
+                    f"ufunc {name!r} is not what a module holds under its name "
                     "(np.frompyfunc makes such ufuncs): its name does not say what it "
                     "computes", _FIX_CALLABLE)
-            return b"u" + _enc_str(f"{module.__name__}.{v.__name__}")
+            return b"u" + _enc_str(f"{module.__name__}.{name}")
         if isinstance(v, np.dtype):
             if v.fields is None and v.subdtype is None:
                 return b"y" + _enc_str(v.str)
@@ -478,10 +479,10 @@ def _enc_dtype(dt: np.dtype) -> bytes:
         base, shape = dt.subdtype
         return (b"(" + _enc_dtype(base) + _enc_str(",".join(map(str, shape)))
                 + b")")
-    names = dt.names or ()
-    parts = [_enc_str(n) + _enc_dtype(dt.fields[n][0]) + _enc_int(int(dt.fields[n][1]))
-             + (b"t" + _enc_str(repr(dt.fields[n][2])) if len(dt.fields[n]) > 2 else b"")
-             for n in names]
+    fields: Any = dt.fields  # name -> (dtype, offset[, title])
+    parts = [_enc_str(n) + _enc_dtype(fields[n][0]) + _enc_int(int(fields[n][1]))
+             + (b"t" + _enc_str(repr(fields[n][2])) if len(fields[n]) > 2 else b"")
+             for n in dt.names or ()]
     return (b"{" + str(dt.itemsize).encode() + b";" + str(len(parts)).encode() + b":"
             + b"".join(parts) + b"}")
 

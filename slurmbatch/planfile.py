@@ -126,7 +126,9 @@ def write_plan(folder: BatchFolder, plan: Plan, record: PlanRecord) -> PlanRecor
         for array in plan.arrays:
             for task in array.tasks:
                 offsets.append(f.tell())
-                rows, live, args = [], [], [b""]
+                rows: list[Any] = []
+                live: list[Any] = []
+                args = [b""]
                 for e in plan.experiments_of(task):
                     t = e.target
                     if isinstance(t, StoredTarget):  # passed through, never unpickled

@@ -22,7 +22,7 @@ import numpy as np
 
 from .domain import REPETITION
 from .errors import ParameterError
-from .experiment import Experiment, detached
+from .experiment import Experiment, detached, detached_value
 from .expressions import resolve
 from .layout import make_dir
 from .records import DONE, FAILED
@@ -173,7 +173,7 @@ class Context:
         row = self.rows.setdefault(self.iteration, {})
         # a copy as it is now: the unit may change the object later (rows are written
         # when the experiment ends)
-        value = detached({"v": value})["v"]
+        value = detached_value(value)
         if isinstance(names, str):
             row[names] = value
             return
