@@ -22,16 +22,16 @@ import numpy as np
 import pandas as pd
 
 from .backends import Report
-from .backends.slurm import DryRun
-from .codec import key_clash
+from .contract import Experiment, detached, detached_value
 from .errors import IdError, OptionError, ParameterError, StoreError
-from .experiment import Experiment, detached, detached_value
 from .ids import Encoder
-from .layout import make_dir, write_atomic, write_npy
-from .planfile import PlanRecord
 from .query import parse
 from .results import Results
-from .store import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
+from .slurm.backend import DryRun
+from .slurm.planfile import PlanRecord
+from .store.folder import make_dir, write_atomic, write_npy
+from .store.sinks import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
+from .store.values import key_clash
 from .study import Study
 
 _REQUIRED = inspect.Parameter.empty

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .backends.slurm import DryRun
 from .collect import Collector, collect
 from .errors import SlurmbatchError, StoreError
-from .layout import BatchFolder
-from .status import Status
+from .slurm.backend import DryRun
+from .slurm.status import Status
+from .store.folder import BatchFolder
 from .study import Study
 
 

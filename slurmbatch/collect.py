@@ -17,18 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .codec import Table, concat_tables
 from .errors import StoreError
-from .layout import BatchFolder, open_own_file
 from .results import Results
-from .store import (
-    JOURNAL_SUFFIX,
-    SEGMENT_SUFFIX,
-    read_journal,
-    read_table,
-    recover_journals,
-    write_table,
-)
+from .store.folder import BatchFolder, open_own_file
+from .store.journal import JOURNAL_SUFFIX, read_journal, recover_journals
+from .store.segment import SEGMENT_SUFFIX, read_table, write_table
+from .store.table import Table, concat_tables
 
 _RESCANS = 5
 

@@ -25,10 +25,9 @@ from contextlib import AbstractContextManager, nullcontext
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .experiment import Experiment
-from .records import Record
-from .store import Encoded
-from .worker import Outcome, execute_chunk, failure, to_records
+from .contract import Experiment, Outcome, Record
+from .execute import execute_chunk, failure, to_records
+from .store.sinks import Encoded
 
 _CHUNK_DONE = "c"
 _LANE_ERROR = "e"  # (tag, traceback): the lane stops because of an exception of its own

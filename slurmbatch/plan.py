@@ -11,8 +11,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .contract import Experiment
 from .errors import OptionError
-from .experiment import Experiment
 
 
 @dataclass(frozen=True)

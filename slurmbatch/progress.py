@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
-from .experiment import Experiment
-from .records import DONE
+from .contract import DONE, Experiment
 
 
 def progress_bar(total: int, name: str, enabled: bool) -> tuple[Callable[[Experiment, int], None],

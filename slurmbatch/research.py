@@ -18,17 +18,17 @@ from typing import Any
 
 import pandas as pd
 
-from .backends.slurm import DryRun
 from .batch import no_gc
-from .codec import key_clash
+from .contract import Experiment
 from .domain import REPETITION, Domain
 from .errors import OptionError, ParameterError, StoreError
-from .experiment import Experiment
 from .expressions import NamedExpression
 from .ids import Encoder, callable_name
-from .layout import check_name, write_atomic
-from .planfile import PlanRecord
-from .store import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
+from .slurm.backend import DryRun
+from .slurm.planfile import PlanRecord
+from .store.folder import check_name, write_atomic
+from .store.sinks import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
+from .store.values import key_clash
 from .study import Study
 from .units import (
     CALLABLE,

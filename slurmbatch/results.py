@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .codec import SCALAR_KINDS, Column, Table
+from .contract import DONE, FAILED, STATUS_NAMES
 from .errors import ParameterError, ResultError
 from .query import mask, parse
-from .records import DONE, FAILED, STATUS_NAMES
+from .store.table import Column, Table
+from .store.values import SCALAR_KINDS
 
 PICKLED = "<pickled: read with allow_pickle=True>"
 RESERVED = ("id", "iteration")  # parameters with these names show as param.<name>

@@ -18,17 +18,17 @@ from typing import Any
 import pandas as pd
 
 from .backends import Backend, Job, Report, make_backend
-from .backends.slurm import DryRun, SlurmBackend
 from .collect import Collector
+from .contract import Experiment
 from .errors import ExecutorError, OptionError
-from .experiment import Experiment
-from .layout import BatchFolder
-from .options import SlurmOptions
 from .plan import Plan
-from .planfile import PlanRecord, load_ids, load_records, load_stored, load_task
 from .results import Results
-from .status import RUNNING, WAITING, Scheduler, Status, compute_status, wait_for
-from .store import (
+from .slurm.backend import DryRun, SlurmBackend
+from .slurm.options import SlurmOptions
+from .slurm.planfile import PlanRecord, load_ids, load_records, load_stored, load_task
+from .slurm.status import RUNNING, WAITING, Scheduler, Status, compute_status, wait_for
+from .store.folder import BatchFolder
+from .store.sinks import (
     DEFAULT_SEGMENT_ROWS,
     DEFAULT_SEGMENT_SECONDS,
     MemorySink,

@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from .contract import DONE, FAILED, Experiment, detached, detached_value
 from .domain import REPETITION
 from .errors import ParameterError
-from .experiment import Experiment, detached, detached_value
 from .expressions import resolve
-from .layout import make_dir
-from .records import DONE, FAILED
+from .store.folder import make_dir
 
 CALLABLE, GENERATOR, INSTANCE = "callable", "generator", "instance"
 LAST = "last"

@@ -10,73 +10,17 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from .contract import DONE, Experiment, Outcome
 from .errors import ExperimentFailed
-from .experiment import Experiment
-from .records import DONE, FAILED, Record
-from .store import Encoded, Sink
+from .execute import execute_chunk, to_records
+from .store.sinks import Encoded, Sink
 
-Outcome = tuple[list[tuple[int, Any]], int, str, float, float, float]
 """(rows, status, error, started, finished, runtime): plain data, cheap to pickle."""
-
-
-def execute(exp: Experiment) -> Outcome:
-    """Run one experiment; never raises except for KeyboardInterrupt."""
-    if hasattr(exp.target, "execute_group"):
-        return exp.target.execute_group([exp])[0]
-    rows: list[tuple[int, Any]] = []
-    started = time.time()
-    t0 = time.perf_counter()
-    try:
-        for row in exp.target.execute(exp):
-            rows.append(row)
-        status, error = DONE, ""
-    except KeyboardInterrupt:
-        raise
-    except BaseException:  # SystemExit from user code is a failure too
-        status, error = FAILED, traceback.format_exc()
-    return rows, status, error, started, time.time(), time.perf_counter() - t0
-
-
-def execute_chunk(experiments: Sequence[Experiment], positions: Sequence[int]
-                  ) -> Iterator[tuple[int, Outcome]]:
-    """Outcomes of the experiments at ``positions``; consecutive members of one group
-    whose target runs groups (research branches) run together."""
-    i = 0
-    while i < len(positions):
-        exp = experiments[positions[i]]
-        j = i + 1
-        if exp.group is not None and hasattr(exp.target, "execute_group"):
-            while (j < len(positions) and experiments[positions[j]].group == exp.group
-                   and experiments[positions[j]].target is exp.target):
-                j += 1
-        if j - i == 1:
-            yield positions[i], execute(exp)
-        else:
-            group = [experiments[p] for p in positions[i:j]]
-            yield from zip(positions[i:j], exp.target.execute_group(group))
-        i = j
-
-
-def failure(message: str, started: float | None = None) -> Outcome:
-    now = time.time()
-    return [], FAILED, message, started or now, now, 0.0
-
-
-def to_records(exp: Experiment, out: Outcome, lane: int = -1) -> list[Record]:
-    rows, status, error, started, finished, runtime = out
-    recs = [Record(exp.id, exp.kind, exp.params, it, DONE, value, "", started, finished,
-                   runtime, lane) for it, value in rows]
-    if status != DONE:
-        it = rows[-1][0] + 1 if rows else 0
-        recs.append(Record(exp.id, exp.kind, exp.params, it, FAILED, None, error, started,
-                           finished, runtime, lane))
-    return recs
 
 
 @dataclass
@@ -202,4 +146,3 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
                 sink.close()
             report.elapsed = time.perf_counter() - t0
     return report
-

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import slurmbatch
-import slurmbatch.backends.slurm as slurm_backend
+import slurmbatch.slurm.backend as slurm_backend
 from slurmbatch import (
     EC,
     Batch,
@@ -46,9 +46,15 @@ from slurmbatch import (
     Study,
     experiment_id,
 )
-from slurmbatch.layout import FOLDER_FORMAT
-from slurmbatch.options import _ALIASES, OPTION_NAMES, RESERVED_SBATCH, SlurmOptions, make_options
-from slurmbatch.planfile import PLAN_FORMAT, PLAN_VERSION, ArrayRecord, PlanRecord
+from slurmbatch.slurm.options import (
+    _ALIASES,
+    OPTION_NAMES,
+    RESERVED_SBATCH,
+    SlurmOptions,
+    make_options,
+)
+from slurmbatch.slurm.planfile import PLAN_FORMAT, PLAN_VERSION, ArrayRecord, PlanRecord
+from slurmbatch.store.folder import FOLDER_FORMAT
 
 from conftest import same
 

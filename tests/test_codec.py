@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from slurmbatch.codec import TableBuilder, row_from_json
-from slurmbatch.records import DONE, FAILED, Record
-from slurmbatch.store import JournalEncoder, read_table, write_table
+from slurmbatch.contract import DONE, FAILED, Record
+from slurmbatch.store.journal import row_from_json
+from slurmbatch.store.segment import read_table, write_table
+from slurmbatch.store.sinks import JournalEncoder
+from slurmbatch.store.table import TableBuilder
 
 from conftest import same
 

@@ -20,11 +20,13 @@ import pytest
 
 import slurmbatch
 from slurmbatch.collect import Collector
+from slurmbatch.contract import DONE, FAILED, Record
 from slurmbatch.errors import ParameterError, StoreError
-from slurmbatch.layout import BatchFolder
-from slurmbatch.records import DONE, FAILED, Record
 from slurmbatch.results import Results
-from slurmbatch.store import SegmentWriter, read_journal, read_table, seal
+from slurmbatch.store.folder import BatchFolder
+from slurmbatch.store.journal import read_journal
+from slurmbatch.store.segment import read_table, seal
+from slurmbatch.store.sinks import SegmentWriter
 
 from conftest import ROOT
 
@@ -539,8 +541,8 @@ def test_journal_of_an_open_segment_is_read_and_recovered_after_the_writer_dies(
     code = f"""
 import os, signal, sys
 sys.path.insert(0, {str(ROOT)!r})
-from slurmbatch.store import SegmentWriter
-from slurmbatch.records import Record
+from slurmbatch.store.sinks import SegmentWriter
+from slurmbatch.contract import Record
 w = SegmentWriter({str(folder)!r}, tag="dying")
 for i in range(5):
     w.add(Record(f"{{i:040x}}", "k", {{"i": i}}, 0, 0, {{"v": i}}, "", 1.0, 2.0, 1.0))

@@ -17,7 +17,7 @@ import pytest
 
 import slurmbatch
 from slurmbatch import OptionError, StoreError
-from slurmbatch.layout import (
+from slurmbatch.store.folder import (
     BatchFolder,
     make_dir,
     new_file,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slurmbatch.errors import OptionError
-from slurmbatch.options import (
+from slurmbatch.slurm.options import (
     OPTION_NAMES,
     RESERVED_SBATCH,
     SBATCH_OPTIONS,

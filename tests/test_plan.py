@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from slurmbatch import OptionError, make_plan
-from slurmbatch.experiment import Experiment
+from slurmbatch.contract import Experiment
 
 
 def exps(ids: list[str]) -> list[Experiment]:

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slurmbatch import planfile
 from slurmbatch.batch import Run, RunTarget
+from slurmbatch.contract import Experiment
 from slurmbatch.errors import StoreError
-from slurmbatch.experiment import Experiment
-from slurmbatch.layout import BatchFolder
-from slurmbatch.options import SlurmOptions, make_options
 from slurmbatch.plan import Plan, make_plan
-from slurmbatch.planfile import ArrayRecord, PlanRecord
+from slurmbatch.slurm import planfile
+from slurmbatch.slurm.options import SlurmOptions, make_options
+from slurmbatch.slurm.planfile import ArrayRecord, PlanRecord
+from slurmbatch.store.folder import BatchFolder
 
 
 class Square(Run):

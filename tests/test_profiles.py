@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from slurmbatch import profiles
 from slurmbatch.errors import OptionError
-from slurmbatch.options import make_options
+from slurmbatch.slurm import profiles
+from slurmbatch.slurm.options import make_options
 
 BUILTIN = ("generic", "gpus-flag", "testcluster")
 

@@ -22,12 +22,14 @@ from hypothesis import strategies as st
 
 import slurmbatch
 from slurmbatch.cli import main
-from slurmbatch.codec import RowEncoder, row_to_json
 from slurmbatch.collect import Collector
-from slurmbatch.layout import BatchFolder
-from slurmbatch.records import DONE, Record
+from slurmbatch.contract import DONE, Record
 from slurmbatch.results import PICKLED
-from slurmbatch.store import SegmentWriter, read_table
+from slurmbatch.store.folder import BatchFolder
+from slurmbatch.store.journal import row_to_json
+from slurmbatch.store.segment import read_table
+from slurmbatch.store.sinks import SegmentWriter
+from slurmbatch.store.table import RowEncoder
 
 from conftest import ROOT
 
@@ -245,8 +247,8 @@ def test_a_real_second_user_writes_pickles_journals_and_segments(tmp_path: Path)
         marker = base / "pwned"
         code = f"""
 import os
-from slurmbatch.records import Record, DONE
-from slurmbatch.store import SegmentWriter
+from slurmbatch.contract import Record, DONE
+from slurmbatch.store.sinks import SegmentWriter
 assert os.geteuid() == {SECOND_USER}
 class Evil:
     def __reduce__(self):
@@ -415,7 +417,7 @@ def _touch(folder):
 @pytest.mark.hostile("modes whatever the umask")
 @pytest.mark.parametrize("umask", [0o000, 0o002, 0o022, 0o077])
 def test_every_folder_is_755_and_every_file_644_whatever_the_umask(umask: int) -> None:
-    from slurmbatch.layout import make_dir, write_atomic, write_npy
+    from slurmbatch.store.folder import make_dir, write_atomic, write_npy
 
     old = os.umask(umask)
     live = None

@@ -8,9 +8,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurmbatch.backends.slurm import HINT_LINES, log_hint
-from slurmbatch.layout import BatchFolder
-from slurmbatch.planfile import ArrayRecord, PlanRecord
+from slurmbatch.slurm.backend import HINT_LINES, log_hint
+from slurmbatch.slurm.planfile import ArrayRecord, PlanRecord
+from slurmbatch.store.folder import BatchFolder
 
 LINES = st.one_of(
     st.sampled_from(["srun: error: vm: task 0: Out Of Memory",

@@ -12,16 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from slurmbatch import planfile, status
 from slurmbatch.collect import Collector
-from slurmbatch.experiment import Experiment
-from slurmbatch.layout import BatchFolder
-from slurmbatch.options import SlurmOptions
+from slurmbatch.contract import DONE, FAILED, Experiment, Record
 from slurmbatch.plan import make_plan
-from slurmbatch.planfile import ArrayRecord, PlanRecord
-from slurmbatch.records import DONE, FAILED, Record
-from slurmbatch.status import ACCOUNTING_LAG, GONE, Scheduler, compute_status, parse_states
-from slurmbatch.store import SegmentWriter
+from slurmbatch.slurm import planfile, status
+from slurmbatch.slurm.options import SlurmOptions
+from slurmbatch.slurm.planfile import ArrayRecord, PlanRecord
+from slurmbatch.slurm.status import ACCOUNTING_LAG, GONE, Scheduler, compute_status, parse_states
+from slurmbatch.store.folder import BatchFolder
+from slurmbatch.store.sinks import SegmentWriter
 
 SACCT = """\
 7_0|COMPLETED
@@ -288,8 +287,8 @@ c9|cpu|many|512000|(null)|idle
     ({"partition": "cpu", "gpus_per_run": 1}, None),  # no GPUs there
 ])
 def test_parse_slots(options: dict, slots: int | None) -> None:
-    from slurmbatch.backends.slurm import parse_slots
-    from slurmbatch.options import make_options
+    from slurmbatch.slurm.backend import parse_slots
+    from slurmbatch.slurm.options import make_options
 
     assert parse_slots(SINFO, make_options(options)) == slots
 
@@ -310,9 +309,9 @@ def test_a_task_no_node_could_run_is_refused_naming_the_largest_node(
     """cpus_per_run, GPUs or memory beyond every node of the partition (any state: a
     drained node may come back) is an OptionError naming the largest node; anything a
     node could run passes."""
-    from slurmbatch.backends.slurm import check_fits, parse_nodes
     from slurmbatch.errors import OptionError
-    from slurmbatch.options import make_options
+    from slurmbatch.slurm.backend import check_fits, parse_nodes
+    from slurmbatch.slurm.options import make_options
 
     given_opts = {"cpus_per_run": cpus, "gpus_per_run": gpus, "mem_per_run": mem,
                   "partition": partition}
@@ -342,8 +341,8 @@ def test_a_task_no_node_could_run_is_refused_naming_the_largest_node(
 
 
 def test_a_partition_sinfo_does_not_list_is_not_refused_here() -> None:
-    from slurmbatch.backends.slurm import check_fits, parse_nodes
-    from slurmbatch.options import make_options
+    from slurmbatch.slurm.backend import check_fits, parse_nodes
+    from slurmbatch.slurm.options import make_options
 
     opts = make_options({"partition": "nope", "cpus_per_run": 999})
     assert parse_nodes(SINFO, opts) == []
@@ -360,7 +359,7 @@ def test_the_bar_shows_tasks_whose_results_come_in_as_running(
     started: once its results grow, its runs left show as running, not pending, until
     the scheduler says otherwise; a requeued task pending with earlier results stays
     pending."""
-    from slurmbatch.status import RUNNING, WAITING, Shown, Status, shown_counts
+    from slurmbatch.slurm.status import RUNNING, WAITING, Shown, Status, shown_counts
 
     polls = max(len(steps) for _, steps in tasks)
     memo = Shown()

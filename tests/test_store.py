@@ -20,11 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import slurmbatch.store as store
 from slurmbatch import ResultError, StoreError
-from slurmbatch.codec import Table, TableBuilder, concat_tables
-from slurmbatch.records import DONE, FAILED, Record
-from slurmbatch.store import MemorySink, SegmentWriter, read_table, write_table
+from slurmbatch.contract import DONE, FAILED, Record
+from slurmbatch.store import journal as store_journal
+from slurmbatch.store import segment as store_segment
+from slurmbatch.store.segment import read_table, write_table
+from slurmbatch.store.sinks import MemorySink, SegmentWriter
+from slurmbatch.store.table import Table, TableBuilder, concat_tables
 
 from conftest import same
 
@@ -181,7 +183,7 @@ def test_journal_roundtrip_keeps_value_and_type(tmp_path: Path, case: str) -> No
     for i, v in enumerate(rows):
         assert w.add(rec(i, v)).status == DONE
     (journal,) = tmp_path.glob(".*.journal")
-    t = store.read_journal(journal)
+    t = store_journal.read_journal(journal)
     for i, v in enumerate(rows):
         assert same(t.value(i), v), (i, t.value(i))
     w.close()
@@ -200,8 +202,8 @@ def test_tagged_json_is_plain_json_and_marks_the_file_version_3(
         assert json.loads(f["values/c00000"].asstr()[0]) == [{"~tuple": [1, 2]},
                                                              {"~bytes": "eA=="}]
     assert read_table(path).value(0) == {"t": [(1, 2), b"x"]}
-    monkeypatch.setattr(store, "SEGMENT_VERSION", 2)  # a slurmbatch that knows only 2
-    with pytest.raises(store.SegmentFormatError, match=r"version 3 is newer.*upgrade"):
+    monkeypatch.setattr(store_segment, "SEGMENT_VERSION", 2)  # a slurmbatch that knows only 2
+    with pytest.raises(store_segment.SegmentFormatError, match=r"version 3 is newer.*upgrade"):
         read_table(path)
     assert read_table(plain).value(0) == {"t": [[1, 2], "x"]}
 
@@ -410,7 +412,7 @@ def test_final_name_appears_only_after_complete_write(tmp_path: Path,
     afterwards only the final."""
     final = tmp_path / "seg-a.h5"
     seen = []
-    real_write = store._write
+    real_write = store_segment._write
 
     def temps() -> list[str]:
         return [p.name for p in tmp_path.glob(".seg-a.h5.*.tmp")]
@@ -420,7 +422,7 @@ def test_final_name_appears_only_after_complete_write(tmp_path: Path,
         real_write(f, t)
         seen.append((final.exists(), temps()))
 
-    monkeypatch.setattr(store, "_write", spying_write)
+    monkeypatch.setattr(store_segment, "_write", spying_write)
     write_table(final, build([{"v": 1}]))
     (name,) = seen[0][1]
     assert re.fullmatch(r"\.seg-a\.h5\.[0-9a-f]{16}\.tmp", name)
@@ -434,14 +436,14 @@ def test_final_name_appears_only_after_complete_write(tmp_path: Path,
 def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      exc: BaseException) -> None:
     """A write that fails half way leaves neither the final nor the temporary file."""
-    real_write = store._write
+    real_write = store_segment._write
 
     def failing_write(f: h5py.File, t: Table) -> None:
         real_write(f, t)
         f.create_group("half")
         raise exc
 
-    monkeypatch.setattr(store, "_write", failing_write)
+    monkeypatch.setattr(store_segment, "_write", failing_write)
     with pytest.raises(type(exc)):
         write_table(tmp_path / "seg-a.h5", build([{"v": 1}]))
     assert list(tmp_path.iterdir()) == []
@@ -452,7 +454,7 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     # no segment and no temporary file; the record is kept in the open segment's journal
     (journal,) = tmp_path.iterdir()
     assert journal.name.endswith(".journal")
-    assert store.read_journal(journal).value(0) == 1
+    assert store_journal.read_journal(journal).value(0) == 1
 
 
 def test_files_have_no_group_or_world_write(tmp_path: Path) -> None:
@@ -730,7 +732,7 @@ def test_damage_to_any_header_byte_is_reported_never_read_unchecked(tmp_path: Pa
         data = bytearray(good)
         data[i] ^= mask
         bad.write_bytes(data)
-        with pytest.raises(store.SegmentFormatError, match="damaged"):
+        with pytest.raises(store_segment.SegmentFormatError, match="damaged"):
             read_table(bad)
 
 
@@ -744,13 +746,13 @@ def test_two_damaged_bytes_in_the_header_or_header_and_data_are_reported(
     rng = np.random.default_rng(11)
     pairs = [(i, j) for i in range(32) for j in range(i + 1, 32)]
     pairs += [(i, int(j)) for i in range(32)
-              for j in rng.integers(store.USERBLOCK, len(good), size=4)]
+              for j in rng.integers(store_segment.USERBLOCK, len(good), size=4)]
     for i, j in pairs:
         data = bytearray(good)
         data[i] ^= 0xFF
         data[j] ^= int(rng.integers(1, 256))
         bad.write_bytes(data)
-        with pytest.raises(store.SegmentFormatError):
+        with pytest.raises(store_segment.SegmentFormatError):
             read_table(bad)
     bad.write_bytes(good)  # the same bytes undamaged read as written
     assert same(read_table(bad).value(0), read_table(tmp_path / "seg-rich.h5").value(0))
@@ -890,8 +892,8 @@ def mutated(folder: Path, change: Any, name: str = "seg-bad.h5") -> Path:
     (folder / ".src.h5").unlink()
     with h5py.File(path, "r+") as f:
         change(f)
-    store.seal(path)
-    store.verify(path)  # the checksum is right
+    store_segment.seal(path)
+    store_segment.verify(path)  # the checksum is right
     return path
 
 
@@ -900,7 +902,7 @@ def mutated(folder: Path, change: Any, name: str = "seg-bad.h5") -> Path:
 def test_checksum_valid_segment_with_bad_content_is_refused_at_read(tmp_path: Path,
                                                                     case: str) -> None:
     path = mutated(tmp_path, MUTATIONS[case])
-    with pytest.raises(store.SegmentFormatError, match=r"damaged|not a slurmbatch"):
+    with pytest.raises(store_segment.SegmentFormatError, match=r"damaged|not a slurmbatch"):
         read_table(path)
 
 
@@ -936,7 +938,7 @@ def test_any_change_to_the_info_is_refused_or_reads_completely(tmp_path: Path,
     path = mutated(tmp_path, _info(change), f"seg-{secrets.token_hex(4)}.h5")
     try:
         table = read_table(path)
-    except store.SegmentFormatError:
+    except store_segment.SegmentFormatError:
         return
     read_all(table)
 
@@ -953,14 +955,14 @@ def test_journal_whose_header_names_another_file_is_damaged_and_left(
     folder = tmp_path / "segments"
     folder.mkdir()
     name = ".seg-x-h-1-00000-abcdef.h5.journal"
-    header = {"format": store.JOURNAL_FORMAT, "version": 1, "segment": segment, "host": "h",
+    header = {"format": store_journal.JOURNAL_FORMAT, "version": 1, "segment": segment, "host": "h",
               "attrs": {}}
     row = codec_row(rec(1, {"v": 1}))
     journal = folder / name
     journal.write_bytes(frame(json.dumps(header).encode()) + frame(row))
     before = sorted(str(p) for p in tmp_path.rglob("*"))
-    with pytest.raises(store.SegmentFormatError, match="segment name"):
-        store.read_journal(journal)
+    with pytest.raises(store_segment.SegmentFormatError, match="segment name"):
+        store_journal.read_journal(journal)
     for _ in range(2):  # every later writer still starts
         with pytest.warns(UserWarning, match="not recovered"):
             w = SegmentWriter(folder, tag="t")
@@ -976,7 +978,8 @@ def frame(payload: bytes) -> bytes:
 
 
 def codec_row(r: Record) -> bytes:
-    from slurmbatch.codec import RowEncoder, row_to_json
+    from slurmbatch.store.journal import row_to_json
+    from slurmbatch.store.table import RowEncoder
     return row_to_json(RowEncoder()(r))
 
 
@@ -1002,13 +1005,13 @@ def test_journal_row_with_valid_frame_but_bad_content_is_damaged(tmp_path: Path,
     folder = tmp_path / "segments"
     folder.mkdir()
     segment = "seg-x-h-1-00000-abcdef.h5"
-    header = {"format": store.JOURNAL_FORMAT, "version": 1, "segment": segment, "host": "h",
+    header = {"format": store_journal.JOURNAL_FORMAT, "version": 1, "segment": segment, "host": "h",
               "attrs": {}}
-    journal = store.journal_path(folder, segment)
+    journal = store_journal.journal_path(folder, segment)
     journal.write_bytes(frame(json.dumps(header).encode()) + frame(codec_row(rec(1, {"v": 1})))
                         + frame(bad))
-    with pytest.raises(store.SegmentFormatError, match="damaged journal content"):
-        store.read_journal(journal)
+    with pytest.raises(store_segment.SegmentFormatError, match="damaged journal content"):
+        store_journal.read_journal(journal)
     with pytest.warns(UserWarning, match="not recovered"):
         assert SegmentWriter(folder, tag="t").recovered == []
     assert journal.exists() and not (folder / segment).exists()
@@ -1036,7 +1039,7 @@ def test_a_journal_being_created_is_never_seen_without_its_header(tmp_path: Path
     reader.start()
     try:
         for i in range(300):
-            journal = store.Journal.create(folder, f"seg{i}.h5", "host", {})
+            journal = store_journal.Journal.create(folder, f"seg{i}.h5", "host", {})
             journal.remove()
     finally:
         stop.set()

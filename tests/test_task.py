@@ -20,10 +20,10 @@ SCRIPT = r'''
 import dataclasses, json, sys, time
 from pathlib import Path
 import slurmbatch
-from slurmbatch.options import make_options
+from slurmbatch.slurm.options import make_options
 from slurmbatch.plan import make_plan
-from slurmbatch.planfile import ArrayRecord, PlanRecord, load_records, write_plan, new_plan_id
-from slurmbatch.task import run_slurm_task
+from slurmbatch.slurm.planfile import ArrayRecord, PlanRecord, load_records, write_plan, new_plan_id
+from slurmbatch.slurm.task import run_slurm_task
 
 class Nap(slurmbatch.Run):
     def run(self, x=0, seconds=0.0):

@@ -48,19 +48,19 @@ WORKLOADS: dict[str, tuple[list[tuple[str, str, dict[str, Any]]], str]] = {
 
 
 def import_cost() -> dict[str, float]:
-    """What a Slurm array task pays before its first run: importing slurmbatch.task
+    """What a Slurm array task pays before its first run: importing slurmbatch.slurm.task
     (seconds, cumulative, from ``python -X importtime``; median of 3 fresh processes)."""
     import statistics
     import subprocess
     import sys
 
     runs: dict[str, list[float]] = {}
-    code = ("import time; t = time.perf_counter(); import slurmbatch.task; "
+    code = ("import time; t = time.perf_counter(); import slurmbatch.slurm.task; "
             "print(time.perf_counter() - t)")
     for _ in range(3):
         proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
                               capture_output=True, text=True, check=True)
-        runs.setdefault("slurmbatch.task", []).append(float(proc.stdout.split()[-1]))
+        runs.setdefault("slurmbatch.slurm.task", []).append(float(proc.stdout.split()[-1]))
         for line in proc.stderr.splitlines():
             parts = [x.strip() for x in line.split("|")]
             if len(parts) == 3 and parts[2] in ("pandas", "submitit", "h5py"):

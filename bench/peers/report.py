@@ -490,8 +490,8 @@ def document(res: Results, meta: dict[str, Any], profiles: dict[str, Any]) -> st
                 w(p["note"] + "\n")
             imp = p.get("imports")
             if imp:
-                w(f"Each array task first imports `slurmbatch.task`: "
-                  f"{imp.get('slurmbatch.task', 0):.2f} s in a fresh process (`python -X "
+                w(f"Each array task first imports `slurmbatch.slurm.task`: "
+                  f"{imp.get('slurmbatch.slurm.task', 0):.2f} s in a fresh process (`python -X "
                   f"importtime`, median of 3), of which pandas {imp.get('pandas', 0):.2f} s, "
                   f"reached through the package `__init__` (`slurmbatch.batch` → "
                   f"`slurmbatch.results`) and `Collector`; h5py {imp.get('h5py', 0):.2f} s, "

@@ -25,8 +25,8 @@ import numpy as np
 
 import slurmbatch
 from slurmbatch import EC, Domain, Research
-from slurmbatch.records import DONE, Record
-from slurmbatch.store import SegmentWriter
+from slurmbatch.contract import DONE, Record
+from slurmbatch.store.sinks import SegmentWriter
 
 from . import check, child_main, files_under, grid, profiled, query, query_matches, work
 

@@ -7,12 +7,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..contract import Experiment
 from ..errors import OptionError
-from ..experiment import Experiment
-from ..layout import BatchFolder
 from ..plan import Plan, make_plan
 from ..results import Results
-from ..store import Sink
+from ..store.folder import BatchFolder
+from ..store.sinks import Sink
 
 
 @dataclass
@@ -104,9 +104,9 @@ def run_here(plan: Plan, job: Job, tag: str, **task_options: Any) -> Report:
 
 def make_backend(executor: Any, options: Mapping[str, Any], **internal: Any) -> Backend:
     """The backend named ``executor`` ('local', 'debug'), with validated options."""
+    from ..slurm.backend import SlurmBackend
     from .debug import DebugBackend
     from .local import LocalBackend
-    from .slurm import SlurmBackend
 
     backends: dict[str, type[Backend]] = {"local": LocalBackend, "debug": DebugBackend,
                                           "slurm": SlurmBackend}

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 import slurmbatch
-from slurmbatch.records import DONE
-from slurmbatch.store import SEGMENT_SUFFIX, SegmentFormatError, read_table
+from slurmbatch.contract import DONE
+from slurmbatch.store.segment import SEGMENT_SUFFIX, SegmentFormatError, read_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

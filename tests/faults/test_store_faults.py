@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import slurmbatch
-from slurmbatch.store import read_table
+from slurmbatch.store.segment import read_table
 
 from harness import check, clean_table, collect_warned, record, script, start, started
 

@@ -114,7 +114,7 @@ def test_dry_run_writes_and_submits_nothing(tmp_path: Path) -> None:
     b.add_factorial_runs(Probe, {"x": list(range(25))})
     out = b.submit(dry_run=True, gpus_per_run=0.5, runs_per_task=10, partition="debug",
                    sbatch={"comment": "dry run"}, time="0:30:00")
-    assert isinstance(out, slurmbatch.backends.slurm.DryRun)
+    assert isinstance(out, slurmbatch.slurm.backend.DryRun)
     (script,) = out.scripts
     for line in ("#SBATCH --array=0-2%3", "#SBATCH --gres=gpu:1", "#SBATCH --cpus-per-task=2",
                  "#SBATCH --requeue", "#SBATCH --time=30", "#SBATCH --partition=debug",

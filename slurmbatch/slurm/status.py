@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .layout import BatchFolder
+from ..results import Results
+from ..store.folder import BatchFolder
 from .planfile import PlanRecord, load_ids
-from .results import Results
 
 RUNNING = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT",
                      "RESIZING"})

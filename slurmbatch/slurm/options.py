@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .errors import OptionError
+from ..errors import OptionError
 
 # sbatch's long options (Slurm 22.05, and those later versions added): a key of
 # ``sbatch={...}`` is written as ``--key``, which sbatch reads as the option it names or

@@ -25,16 +25,16 @@ from typing import Any
 import pandas as pd
 import submitit
 
-from .. import profiles
+from ..backends import Backend, Job, Report
+from ..contract import Experiment
 from ..errors import ExecutorError, OptionError
-from ..experiment import Experiment
-from ..layout import BatchFolder
-from ..options import SlurmOptions, make_options
 from ..plan import Plan, make_plan
-from ..planfile import ArrayRecord, PlanRecord, new_plan_id, plan_dir, save_record, write_plan
-from ..status import DEFAULT_INTERVAL, Scheduler, compute_status, wait_for
-from ..task import SlurmTask
-from . import Backend, Job, Report
+from ..store.folder import BatchFolder
+from . import profiles
+from .options import SlurmOptions, make_options
+from .planfile import ArrayRecord, PlanRecord, new_plan_id, plan_dir, save_record, write_plan
+from .status import DEFAULT_INTERVAL, Scheduler, compute_status, wait_for
+from .task import SlurmTask
 
 DEFAULT_MAX_ARRAY = 1001  # Slurm's own default MaxArraySize
 
@@ -219,7 +219,7 @@ def _seconds(value: Any, name: str, least: float) -> float:
 class SlurmBackend(Backend):
     """Submits plans to Slurm; ``run`` waits for them, ``submit`` returns after sbatch.
 
-    Options: see ``slurmbatch.options.SlurmOptions`` and docs/slurm.md; also
+    Options: see ``slurmbatch.slurm.options.SlurmOptions`` and docs/slurm.md; also
     ``profile`` (a cluster profile), ``dry_run``, ``poll`` (seconds between store reads
     while waiting) and ``status_interval`` (seconds between scheduler queries, >= 1).
     """

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BusyError, OptionError, StoreError
+from ..errors import BusyError, OptionError, StoreError
 
 FOLDER_FORMAT = "slurmbatch-batch"
 FOLDER_VERSION = 1

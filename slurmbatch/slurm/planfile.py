@@ -31,10 +31,10 @@ from typing import IO, Any
 import cloudpickle
 import numpy as np
 
-from .errors import StoreError
-from .experiment import Experiment
-from .layout import FILE_MODE, BatchFolder, make_dir, write_atomic
-from .plan import Plan
+from ..contract import Experiment
+from ..errors import StoreError
+from ..plan import Plan
+from ..store.folder import FILE_MODE, BatchFolder, make_dir, write_atomic
 
 PLAN_FORMAT = "slurmbatch-plan"
 PLAN_VERSION = 2  # 2: payload frames of bytes (retry passes them through)

@@ -1,4 +1,6 @@
-"""The spec stage's output: one Experiment per id, and what the worker executes for it."""
+"""The execution contract: what the spec hands on (``Experiment`` and its ``Target``), what
+running one gives (``Outcome``) and what the store receives (``Record``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +9,27 @@ import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+DONE = 0
+FAILED = 1
+STATUS_NAMES = ("done", "failed")
+
+
+@dataclass(slots=True)
+class Record:
+    """One row of results: an experiment's value at one iteration, or its failure."""
+
+    id: str
+    kind: str
+    params: Mapping[str, Any]
+    iteration: int
+    status: int
+    value: Any
+    error: str
+    started: float
+    finished: float
+    runtime: float
+    lane: int = -1
 
 _IMMUTABLE = frozenset({type(None), bool, int, float, complex, str, bytes, range, type,
                         types.FunctionType, types.BuiltinFunctionType})
@@ -50,3 +73,5 @@ def detached_value(v: Any) -> Any:
         return copy.deepcopy(v)
     except Exception:  # locks, sockets, C objects: not copyable
         return v
+
+Outcome = tuple[list[tuple[int, Any]], int, str, float, float, float]

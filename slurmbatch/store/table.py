@@ -1,4 +1,5 @@
-"""Columnar encoding of records: Python values <-> typed columns (layout in docs/format.md).
+"""Tables: records in columnar form (typed ``Column``s per key path), building, joining and
+checking them.
 
 A ``Table`` is the in-memory form of one segment file: per-row metadata arrays plus
 ``Column``s for parameters and values. Each leaf of a (nested) dict becomes a column
@@ -8,7 +9,6 @@ kind, each listing the rows it covers.
 
 from __future__ import annotations
 
-import base64
 import json
 import json.scanner
 import pickle
@@ -18,21 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ResultError
-from .ids import callable_name
-from .records import DONE, FAILED, Record
-
-FORM_NONE = 0  # no result (failed, or the run returned None)
-FORM_DICT = 1  # a dict with string keys: leaves under their key paths
-FORM_VALUE = 2  # any other value, stored at the empty path ()
-
-SCALAR_KINDS = {"int": np.int64, "float": np.float64, "bool": np.bool_, "complex": np.complex128}
-TEXT_KINDS = ("str", "json", "callable", "repr")
-RESULT_COLUMN = "result"  # display name of the empty path
-
-
-class Unstorable(Exception):
-    """A value that has no native representation (and pickling is not allowed)."""
+from ..contract import DONE, FAILED, Record
+from ..errors import ResultError
+from .values import (
+    ARRAY_KINDS,
+    FORM_DICT,
+    FORM_NONE,
+    FORM_VALUE,
+    RESULT_COLUMN,
+    SCALAR_KINDS,
+    TAGGED,
+    TEXT_KINDS,
+    LeafEncoder,
+    Unstorable,
+    _json_value,
+    _untree,
+    flatten,
+)
 
 
 @dataclass(eq=False)
@@ -180,326 +182,6 @@ def _as_pytype(a: np.ndarray, pytype: str, dtype: str) -> Any:
     if pytype == "tuple":
         return tuple(a.tolist())
     return np.array(a)
-
-
-# ----------------------------------------------------------------------------- encoding
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-
-
-def _scalar_kind(v: Any) -> str | None:
-    t = type(v)
-    if t is bool or t is np.bool_:
-        return "bool"
-    if isinstance(v, _INEXACT):  # no exact native form (see _unstorable_numpy)
-        return None
-    if t is int or isinstance(v, np.integer):
-        return "int" if _INT_MIN <= v <= _INT_MAX else None
-    if t is float or isinstance(v, np.floating):
-        return "float"
-    if t is str or t is np.str_:
-        return "str"
-    if t is complex or isinstance(v, np.complexfloating):
-        return "complex"
-    return None
-
-
-_LIST_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": object,
-                "complex": np.complex128}
-
-
-TAGGED = "tagged"  # pytype of a json column whose text uses the tags below
-_TUPLE, _ARRAY, _BYTES, _COMPLEX, _DICT = "~tuple", "~array", "~bytes", "~complex", "~dict"
-_TAGS = frozenset((_TUPLE, _ARRAY, _BYTES, _COMPLEX, _DICT))
-
-
-class _Tree:
-    """A nested value -> plain JSON data, with what JSON has no word for tagged.
-
-    Tuples, numpy arrays, bytes and complex numbers become single-key objects
-    (``{"~tuple": [...]}``, ``{"~array": {"d": dtype, "s": shape, "b": base64}}``, ...);
-    a dict that itself has a single tag-like key is wrapped as ``{"~dict": {...}}``.
-    ``tagged`` says whether any tag was needed (if not, the text is plain JSON).
-    """
-
-    def __init__(self) -> None:
-        self.tagged = False
-
-    def __call__(self, v: Any) -> Any:
-        t = type(v)
-        if t is str or t is float or t is bool or t is int or v is None:
-            return v
-        # containers and subclasses (enums, Counter, namedtuple, np.str_ ...) as their base
-        if isinstance(v, list):
-            return [self(x) for x in v]
-        if isinstance(v, dict):
-            return self._dict(v)
-        if isinstance(v, tuple):
-            return self._tag(_TUPLE, [self(x) for x in v])
-        if isinstance(v, str):
-            return str.__str__(v)
-        odd = _unstorable_numpy(v)
-        if odd is not None:
-            raise Unstorable(f"{odd} inside it has no native form")
-        if isinstance(v, bool | np.bool_):
-            return bool(v)
-        if isinstance(v, int | np.integer):
-            return int(v)
-        if isinstance(v, float | np.floating):
-            return float(v)  # as a top-level numpy scalar (long doubles too)
-        if isinstance(v, complex | np.complexfloating):
-            return self._tag(_COMPLEX, [float(v.real), float(v.imag)])
-        if _is_plain_array(v):
-            return self._tag(_ARRAY, _payload_to_json("array", v))
-        if isinstance(v, bytes):
-            return self._tag(_BYTES, base64.b64encode(v).decode())
-        raise Unstorable(f"a {t.__name__} inside it has no native form")
-
-    def _dict(self, v: dict) -> Any:
-        out = {}
-        for k, x in v.items():
-            if not isinstance(k, str):
-                raise Unstorable(f"dict key {k!r} is a {type(k).__name__}, not a string")
-            out[str.__str__(k)] = self(x)
-        if len(out) == 1 and next(iter(out)) in _TAGS:
-            return self._tag(_DICT, out)
-        return out
-
-    def _tag(self, tag: str, payload: Any) -> dict[str, Any]:
-        self.tagged = True
-        return {tag: payload}
-
-
-# numpy scalars that a plain kind would change: long doubles lose precision as float64,
-# datetime64/timedelta64 (a timedelta64 is an np.integer) their unit
-_INEXACT = (np.longdouble, np.clongdouble, np.datetime64, np.timedelta64)
-ARRAY_KINDS = "biufcUS"  # dtype kinds an array column holds (as they are, long doubles too)
-
-
-def _is_plain_array(v: Any) -> bool:
-    """An ndarray itself (no subclass: np.matrix, recarray, masked arrays would come back
-    as something else) with a dtype an array column holds."""
-    return (type(v) in _PLAIN_ARRAYS and v.dtype.kind in ARRAY_KINDS
-            and v.dtype.fields is None)
-
-
-# a memmap is an ndarray whose data lives in a file: stored (and read back) as the array
-_PLAIN_ARRAYS = (np.ndarray, np.memmap)
-_HUGE_INT = 10**4000  # beyond Python's int-to-str limit (4300 digits)
-
-
-def _unstorable_numpy(v: Any) -> str | None:
-    """What a numpy value that no plain kind holds exactly is (for the error), else None."""
-    if isinstance(v, np.ndarray) and not _is_plain_array(v):
-        if type(v) not in _PLAIN_ARRAYS:
-            return (f"a numpy {type(v).__name__} (an ndarray subclass, dtype {v.dtype}: "
-                    "stored as a plain array it would come back as another type; return "
-                    "np.asarray(x) if a plain array is what you mean)")
-        return f"a numpy array of dtype {v.dtype}{_time_hint(v.dtype)}"
-    if isinstance(v, _INEXACT):
-        if isinstance(v, np.longdouble | np.clongdouble):
-            return (f"a numpy {v.dtype} scalar (long double: float would lose its "
-                    "precision; return np.asarray(x) to keep it, or float(x))")
-        return f"a numpy {v.dtype} scalar{_time_hint(v.dtype)}"
-    return None
-
-
-def _time_hint(dtype: np.dtype) -> str:
-    if dtype.kind in "Mm":
-        return (" (store times as int64, x.astype('int64') with the unit in the name, or as "
-                "strings, np.datetime_as_string(x))")
-    return ""
-
-
-def _untree(node: Any) -> Any:
-    """The value ``_Tree`` encoded (from its parsed JSON); ValueError if a tag's payload
-    is not what ``_Tree`` writes."""
-    t = type(node)
-    if t is list:
-        return [_untree(x) for x in node]
-    if t is not dict:
-        return node
-    if len(node) == 1:
-        ((tag, x),) = node.items()
-        if tag in _TAGS:
-            return _untag(tag, x)
-    return {k: _untree(y) for k, y in node.items()}
-
-
-def _untag(tag: str, x: Any) -> Any:
-    if tag == _TUPLE and type(x) is list:
-        return tuple(_untree(y) for y in x)
-    if tag == _ARRAY:
-        return np.array(_payload_from_json("array", x))
-    if tag == _BYTES and type(x) is str:
-        return _b64(x)
-    if tag == _COMPLEX and type(x) is list and len(x) == 2 and all(
-            type(y) in (int, float) for y in x):
-        return complex(x[0], x[1])
-    if tag == _DICT and type(x) is dict:
-        return {k: _untree(y) for k, y in x.items()}
-    raise ValueError(f"bad tagged value: {tag} of a {type(x).__name__}")
-
-
-def _b64(text: Any) -> bytes:
-    if type(text) is not str:
-        raise ValueError(f"base64 data is a {type(text).__name__}, not a string")
-    return base64.b64decode(text, validate=True)
-
-
-_FAST_SIGS = {float: ("float", "", ""), str: ("str", "", ""), bool: ("bool", "", ""),
-              int: ("int", "", "")}
-
-
-class LeafEncoder:
-    """Classifies leaves into (signature, payload); unknown objects are refused or pickled."""
-
-    def __init__(self, *, allow_pickle: bool = False, keep_objects: bool = False,
-                 callables_as_names: bool = False) -> None:
-        self.allow_pickle = allow_pickle
-        self.keep_objects = keep_objects
-        self.callables_as_names = callables_as_names
-
-    def leaf(self, v: Any) -> tuple[tuple[str, str, str], Any]:
-        """``((kind, pytype, dtype), payload)`` for one leaf value."""
-        t = type(v)
-        if t is float or t is str or t is bool:
-            return _FAST_SIGS[t], v
-        if t is int and _INT_MIN <= v <= _INT_MAX:
-            return _FAST_SIGS[t], v
-        if v is None:
-            return ("none", "", ""), None
-        sk = _scalar_kind(v)
-        if sk is not None:
-            if sk == "str":
-                return ("str", "", ""), str(v)
-            if sk == "complex":
-                return ("complex", "", ""), complex(v)
-            return (sk, "", ""), v
-        t = type(v)
-        odd = _unstorable_numpy(v)
-        if odd is not None:
-            return self._fallback(v, odd)
-        if isinstance(v, np.integer):  # beyond int64, e.g. a large uint64
-            return ("json", "", ""), json.dumps(int(v))
-        if t is bytes or t is np.bytes_:
-            return ("bytes", "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
-        if _is_plain_array(v):
-            dt = v.dtype.str if v.dtype.kind not in "US" else v.dtype.str[:2]
-            return ("array", "", f"{dt}/{v.ndim}"), v
-        if t is list or t is tuple:
-            if v:
-                kinds = {_scalar_kind(x) for x in v}
-                if len(kinds) == 1 and None not in kinds:
-                    (k,) = kinds
-                    if k == "str":  # object, not numpy's U dtype, which drops trailing NULs
-                        arr = np.empty(len(v), dtype=object)
-                        arr[:] = [str(x) for x in v]
-                    else:
-                        arr = np.array(v, dtype=_LIST_DTYPES[k])
-                    dt = arr.dtype.str if k != "str" else "<U"
-                    return ("array", t.__name__, f"{dt}/1"), arr
-            return self._json(v)
-        if t is int:  # beyond int64
-            if not -_HUGE_INT < v < _HUGE_INT:
-                return self._fallback(v, "an int of over 4000 digits (no JSON holds it: "
-                                         "return str(n))")
-            return ("json", "", ""), json.dumps(v)
-        if isinstance(v, dict):
-            return self._json(v)
-        if isinstance(v, int | float | str):  # IntEnum, StrEnum, ...: as their base type
-            return self.leaf(_Tree()(v))
-        if self.callables_as_names and callable(v):
-            return ("callable", "", ""), callable_name(v) or repr(v)
-        return self._fallback(v, f"a value of type {t.__name__}")
-
-    def _json(self, v: Any) -> tuple[tuple[str, str, str], Any]:
-        tree = _Tree()
-        try:
-            text = json.dumps(tree(v))
-        except RecursionError:
-            return self._fallback(v, f"a {type(v).__name__} nested too deeply")
-        except (Unstorable, TypeError, ValueError) as exc:
-            return self._fallback(v, f"a {type(v).__name__} that is not plain data ({exc})")
-        return ("json", TAGGED if tree.tagged else "", ""), text
-
-    def _fallback(self, v: Any, what: str) -> tuple[tuple[str, str, str], Any]:
-        if self.keep_objects:
-            return ("object", "", ""), v
-        if self.callables_as_names:
-            return ("repr", "", ""), repr(v)
-        if self.allow_pickle:
-            try:
-                data = pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                raise Unstorable(f"{what} cannot be pickled either: {exc}; return plain data "
-                                 "(numbers, strings, arrays, lists, dicts) instead") from None
-            return ("pickle", "", ""), np.frombuffer(data, dtype=np.uint8)
-        raise Unstorable(
-            f"{what} has no native HDF5 form; return numbers, strings, numpy arrays, or "
-            "lists/dicts of them, or opt in to pickled results with pickle_results=True")
-
-
-def flatten(value: Any, enc: LeafEncoder) -> tuple[int, list[tuple[tuple[str, ...], tuple, Any]]]:
-    """``(form, [(path, signature, payload), ...])`` for one record value."""
-    if value is None:
-        return FORM_NONE, []
-    if type(value) is dict and all(type(k) is str for k in value):
-        leaves: list[tuple[tuple[str, ...], tuple, Any]] = []
-        _flatten_dict(value, (), enc, leaves)
-        if any("." in k for path, _, _ in leaves for k in path):
-            clash = column_clash([path for path, _, _ in leaves])
-            if clash:
-                raise Unstorable(clash)
-        return FORM_DICT, leaves
-    sig, payload = enc.leaf(value)
-    return FORM_VALUE, [((), sig, payload)]
-
-
-def column_clash(paths: Iterable[tuple[str, ...]]) -> str | None:
-    """Why two key paths would share one column name (``'a.b'`` and ``'a' -> 'b'``), or
-    None: columns are named by their dotted path."""
-    seen: dict[str, tuple[str, ...]] = {}
-    for path in paths:
-        name = ".".join(path)
-        other = seen.setdefault(name, path)
-        if other != path:
-            show = " -> ".join(map(repr, other)), " -> ".join(map(repr, path))
-            return (f"keys {show[0]} and {show[1]} would both be column {name!r}: rename "
-                    "one of them (column names are the keys joined by '.')")
-    return None
-
-
-def key_clash(d: Mapping[str, Any]) -> str | None:
-    """``column_clash`` of the key paths a dict of parameters or results is stored under."""
-    paths: list[tuple[str, ...]] = []
-    dotted = False
-
-    def walk(node: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
-        nonlocal dotted
-        for k, v in node.items():
-            path = (*prefix, k)
-            dotted = dotted or (isinstance(k, str) and "." in k)
-            if type(v) is dict and v and all(type(kk) is str for kk in v):
-                walk(v, path)
-            else:
-                paths.append(path)
-
-    walk(d, ())
-    return column_clash(paths) if dotted else None
-
-
-def _flatten_dict(d: dict, prefix: tuple[str, ...], enc: LeafEncoder, out: list) -> None:
-    leaf = enc.leaf
-    for k, v in d.items():
-        path = (*prefix, k) if prefix else (k,)
-        if type(v) is dict and v and all(type(kk) is str for kk in v):
-            _flatten_dict(v, path, enc, out)
-        else:
-            try:
-                sig, payload = leaf(v)
-            except Unstorable as exc:
-                raise Unstorable(f"key {'.'.join(path)!r}: {exc}") from None
-            out.append((path, sig, payload))
 
 
 class ColumnBuilder:
@@ -769,124 +451,6 @@ def concat_tables(tables: list[Table], attrs: Mapping[str, Any] | None = None) -
     )
 
 
-# ----------------------------------------------------------------------------- rows as JSON
-_B64_KINDS = ("bytes", "pickle")
-
-
-def _payload_to_json(kind: str, p: Any) -> Any:
-    if kind == "complex":
-        return [p.real, p.imag]
-    if kind in _B64_KINDS:
-        return base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()
-    if kind == "array":
-        if p.dtype == object:
-            return {"d": "O", "s": list(p.shape), "v": p.ravel().tolist()}
-        return {"d": p.dtype.str, "s": list(p.shape),
-                "b": base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()}
-    if kind == "object":
-        raise ValueError("object payloads exist only in memory")
-    return p
-
-
-def _payload_from_json(kind: str, p: Any) -> Any:
-    """A payload that ``_payload_to_json`` wrote; ValueError (or TypeError) otherwise."""
-    if kind == "complex":
-        if type(p) is not list or len(p) != 2:
-            raise ValueError(f"complex value {p!r} is not a [real, imag] pair")
-        return complex(p[0], p[1])
-    if kind in _B64_KINDS:
-        return np.frombuffer(_b64(p), dtype=np.uint8)
-    if kind == "array":
-        if type(p) is not dict or set(p) not in ({"d", "s", "b"}, {"d", "s", "v"}):
-            raise ValueError("bad array payload")
-        shape = p["s"]
-        if type(shape) is not list or not all(type(n) is int and n >= 0 for n in shape):
-            raise ValueError(f"bad array shape {shape!r}")
-        if p["d"] == "O" and "v" in p:
-            if type(p["v"]) is not list or not all(type(x) is str for x in p["v"]):
-                raise ValueError("bad text array payload")
-            out = np.empty(len(p["v"]), dtype=object)
-            out[:] = p["v"]
-            return out.reshape(shape)
-        dtype = np.dtype(p["d"])
-        if dtype.kind not in ARRAY_KINDS or dtype.fields is not None or "b" not in p:
-            raise ValueError(f"bad array dtype {p['d']!r}")
-        return np.frombuffer(_b64(p["b"]), dtype=dtype).reshape(shape)
-    return p
-
-
-_JSON_NATIVE = frozenset(("int", "float", "bool", "str", "none", "json", "callable", "repr"))
-
-
-def _json_default(o: Any) -> Any:
-    """numpy scalars (an int64 result, a float32 parameter) as the Python scalars they hold."""
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
-
-
-_ENCODE_JSON = json.JSONEncoder(check_circular=False, separators=(",", ":"),
-                                default=_json_default).encode
-
-
-def _leaves_to_json(leaves: list) -> list:
-    for _, sig, _ in leaves:
-        if sig[0] not in _JSON_NATIVE:
-            break
-    else:
-        return leaves  # tuples encode as JSON lists: nothing to convert
-    return [(path, sig, _payload_to_json(sig[0], payload)) for path, sig, payload in leaves]
-
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (float,), "bool": (bool,), "none": (type(None),),
-    **dict.fromkeys(TEXT_KINDS, (str,))}
-
-
-def _leaves_from_json(leaves: Any) -> list:
-    """Leaves a journal row holds; ValueError unless each is what ``row_to_json`` wrote."""
-    if type(leaves) is not list:
-        raise ValueError("a journal row's leaves are not a list")
-    out = []
-    for leaf in leaves:
-        if type(leaf) is not list or len(leaf) != 3:
-            raise ValueError("bad leaf in a journal row")
-        path, sig, payload = leaf
-        if (type(path) is not list or not all(type(k) is str for k in path)
-                or type(sig) is not list or len(sig) != 3
-                or not all(type(x) is str for x in sig)):
-            raise ValueError(f"bad leaf path or signature {path!r} {sig!r}")
-        kind = sig[0]
-        if kind in _JSON_TYPES:
-            if type(payload) not in _JSON_TYPES[kind]:
-                raise ValueError(f"a {kind} leaf holds a {type(payload).__name__}")
-        elif kind not in ("complex", "array", *_B64_KINDS):
-            raise ValueError(f"unknown leaf kind {kind!r}")
-        out.append((tuple(path), tuple(sig), _payload_from_json(kind, payload)))
-    return out
-
-
-def row_to_json(r: Row) -> bytes:
-    """A row as JSON text (surrogates escaped; NaN and infinities allowed)."""
-    return _ENCODE_JSON([r.id, r.kind, r.iteration, r.status, r.form, r.started, r.finished,
-                         r.runtime, r.lane, r.error, _leaves_to_json(r.values),
-                         _leaves_to_json(r.params)]).encode()
-
-
-def row_from_json(data: bytes) -> Row:
-    """The row that ``row_to_json`` encoded (never runs code from the data)."""
-    v = json.loads(data)
-    if type(v) is not list or len(v) != 12 or not all(
-            type(x) is t or (t is float and type(x) is int) for x, t in zip(v, _ROW_TYPES)):
-        raise ValueError("a journal row is not what this slurmbatch writes")
-    return Row(v[0], v[1], v[2], v[3], v[4], float(v[5]), float(v[6]), float(v[7]), v[8],
-               v[9], _leaves_from_json(v[10]), _leaves_from_json(v[11]))
-
-
-# a row's fields as JSON holds them (times may come back as ints)
-_ROW_TYPES = (str, str, int, int, int, float, float, float, int, str)
-
-
 # ----------------------------------------------------------------------------- checking
 _KINDS = frozenset((*SCALAR_KINDS, "none", *TEXT_KINDS, "bytes", "pickle", "array", "ragged"))
 _PYTYPES = {"array": ("", "list", "tuple"), "ragged": ("", "list", "tuple"),
@@ -997,16 +561,3 @@ def _check_column(col: Column, n: int) -> np.ndarray:
             if tagged:
                 _untree(value)
     return rows
-
-
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined,arg-type]
-
-
-def _json_value(text: str) -> Any:
-    """``json.loads(text)``, faster for what json.dumps writes (no surrounding spaces)."""
-    try:
-        value, end = _SCAN(text, 0)
-    except StopIteration:
-        end = -1
-    return value if end == len(text) else json.loads(text)
-

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import OptionError
+from ..errors import OptionError
 
 ENV = "SLURMBATCH_PROFILE"
 PROJECT_FILE = "slurmbatch.toml"
@@ -21,7 +21,7 @@ PROJECT_FILE = "slurmbatch.toml"
 
 def builtin_dir() -> Path:
     """Where the built-in profiles are (the repository's templates/, or the installed copy)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the slurmbatch package
     for candidate in (here / "templates" / "profiles", here.parent / "templates" / "profiles"):
         if candidate.is_dir():
             return candidate

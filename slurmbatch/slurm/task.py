@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .collect import Collector
-from .layout import BatchFolder, make_dir, write_atomic
+from ..collect import Collector
+from ..contract import FAILED, Record
+from ..store.folder import BatchFolder, make_dir, write_atomic
+from ..store.sinks import SegmentWriter
+from ..worker import Interrupted, Signals, run_task
 from .options import SlurmOptions
 from .planfile import load_record, load_task, plan_dir
-from .records import FAILED, Record
-from .store import SegmentWriter
-from .worker import Interrupted, Signals, run_task
 
 
 def task_tag(plan_id: str, array: int, task: int) -> str:
