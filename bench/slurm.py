@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import slurmbatch
-from slurmbatch.slurm.status import Scheduler
+from slurmbatch.slurm.scheduler import Scheduler
 
 from .core import machine
 

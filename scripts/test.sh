@@ -17,6 +17,7 @@ elif [ "${CI:-}" = true ]; then
     exit 1
 fi
 ruff check slurmbatch tests bench
+mypy  # the package's types ([tool.mypy] in pyproject.toml): py.typed promises them
 # The documentation site (mkdocs.yml): built with warnings as errors, so a broken link, a
 # missing anchor or an API reference to a name that no longer exists fails here.
 python -m pip install -q --disable-pip-version-check -e ".[docs]"

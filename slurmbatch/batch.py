@@ -7,47 +7,32 @@ back through the collector.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import itertools
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from .backends import Report
-from .contract import Experiment, detached, detached_value
+from .contract import Experiment, detached, detached_value, key_clash, no_gc
 from .errors import IdError, OptionError, ParameterError, StoreError
+from .files import make_dir, write_atomic, write_npy
 from .ids import Encoder
 from .query import parse
-from .results import Results
-from .slurm.backend import DryRun
-from .slurm.planfile import PlanRecord
-from .store.folder import make_dir, write_atomic, write_npy
-from .store.sinks import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
-from .store.values import key_clash
-from .study import Study
+from .study import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS, Study
+
+if TYPE_CHECKING:
+    from .backend import Report
+    from .results import Results
+    from .slurm.backend import DryRun
+    from .slurm.planfile import PlanRecord
 
 _REQUIRED = inspect.Parameter.empty
-
-
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """Cyclic garbage collection paused while many objects are made at once: the
-    collector would otherwise rescan them all again and again (they hold no cycles)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -181,8 +166,9 @@ class Run:
         self._index = index
         self._kind = kind
 
-    def run(self, **parameters: Any) -> Any:
-        """Compute and return the result (a dict of values is the usual form)."""
+    def run(self, *args: Any, **parameters: Any) -> Any:
+        """Compute and return the result (a dict of values is the usual form); called
+        with the run's parameters as keyword arguments."""
         raise NotImplementedError("define run(self, ...) in your Run subclass")
 
     def set_id(self, parameters: Mapping[str, Any]) -> str | None:
@@ -288,7 +274,7 @@ class Run:
 class ResultRun(Run):
     """A run known only by its id: its parameters and result come from the store."""
 
-    def run(self, **parameters: Any) -> Any:
+    def run(self, *args: Any, **parameters: Any) -> Any:
         raise ParameterError(f"ResultRun {self._id} has no stored result and cannot be "
                              "computed: add it with its Run class instead")
 
@@ -608,7 +594,7 @@ class Batch(Study):
         else:
             unknown = []
         targets: dict[type, RunTarget] = {}
-        experiments = []
+        experiments: list[Experiment] = []
         append = experiments.append
         with no_gc():
             for run in selected:

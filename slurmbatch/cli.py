@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .collect import Collector, collect
+from .collector import Collector, collect
 from .errors import SlurmbatchError, StoreError
 from .slurm.backend import DryRun
-from .slurm.status import Status
+from .status import Status
 from .store.folder import BatchFolder
 from .study import Study
 

@@ -12,7 +12,7 @@ class PiEstimate(Run):
 
     kind = "slurmbatch.demo.PiEstimate"
 
-    def run(self, n=1000, seed=0):
+    def run(self, n: int = 1000, seed: int = 0) -> dict[str, float]:
         rng = np.random.default_rng(seed)
         xy = rng.random((n, 2))
         inside = int(np.count_nonzero((xy**2).sum(axis=1) <= 1.0))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_int, check_optional_int
 from .errors import ParameterError
 
 REPETITION = "repetition"
@@ -222,13 +223,9 @@ class Domain:
                         seed: int | None = None) -> Domain:
         """How to iterate: ``n_items`` configs (needed with samplers; cycles a finite
         domain), each ``n_reps`` times, samplers seeded by ``seed``. Returns self."""
-        if n_items is not None and (not isinstance(n_items, int) or isinstance(n_items, bool)
-                                    or n_items < 1):
-            raise ParameterError(f"n_items={n_items!r}: give a positive integer or None")
-        if not isinstance(n_reps, int) or isinstance(n_reps, bool) or n_reps < 1:
-            raise ParameterError(f"n_reps={n_reps!r}: give a positive integer")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise ParameterError(f"seed={seed!r}: give an integer or None")
+        check_optional_int(n_items, "n_items", error=ParameterError)
+        check_int(n_reps, "n_reps", error=ParameterError)
+        check_optional_int(seed, "seed", least=None, error=ParameterError)
         self.n_items, self.n_reps, self.seed = n_items, n_reps, seed
         return self
 

@@ -154,14 +154,3 @@ def resolve(value: Any, ctx: Any) -> Any:
     if t is dict:
         return {k: resolve(v, ctx) for k, v in value.items()}
     return value
-
-
-def has_expressions(value: Any) -> bool:
-    if isinstance(value, NamedExpression):
-        return True
-    t = type(value)
-    if t is list or t is tuple:
-        return any(has_expressions(v) for v in value)
-    if t is dict:
-        return any(has_expressions(v) for v in value.values())
-    return False

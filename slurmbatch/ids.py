@@ -338,7 +338,8 @@ class Encoder:
             # subclasses of builtins (IntEnum aside, handled below) encode as their value
             if isinstance(v, enum.Enum):
                 return b"e" + _enc_str(qualified_name(t, self._main)) + _enc_str(v.name)
-            base = next(b for b in (bool, int, float, complex, str, bytes) if isinstance(v, b))
+            base: Any = next(b for b in (bool, int, float, complex, str, bytes)
+                             if isinstance(v, b))
             return _SCALARS[base](base(v))
         if isinstance(v, enum.Enum):
             return b"e" + _enc_str(qualified_name(t, self._main)) + _enc_str(v.name)

@@ -7,23 +7,11 @@ duplicate ids, groups the rest by resource signature and packs each group into t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from .checks import check_int
 from .contract import Experiment
-from .errors import OptionError
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one experiment needs; experiments with equal Resources share an array."""
-
-    gpus: float = 0.0
-    cpus: int = 1
-    mem: str | None = None
-    time: str | None = None
-    partition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,10 +28,9 @@ class Task:
 
 @dataclass(frozen=True)
 class Array:
-    """Tasks that share resources and are submitted together (one ``sbatch --array``)."""
+    """Tasks submitted together (one ``sbatch --array``): at most MaxArraySize of them."""
 
     index: int
-    resources: Resources
     tasks: tuple[Task, ...]
 
 
@@ -76,12 +63,6 @@ class Plan:
                 f"{self.skipped_duplicates} duplicate(s)")
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise OptionError(f"{name}={value!r}: give a positive integer")
-    return value
-
-
 def _grouped(todo: list[Experiment]) -> list[Experiment]:
     """Members of a group made adjacent (at the place of the first one), order kept."""
     groups: dict[str, list[Experiment]] = {}
@@ -112,8 +93,8 @@ def _bounds(todo: list[Experiment], per_task: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
-              resources: Resources | None = None, runs_per_task: int | None = None,
+def make_plan(experiments: Iterable[Experiment], done: Container[str] = (), *,
+              runs_per_task: int | None = None,
               max_tasks: int | None = None, max_array_size: int | None = None) -> Plan:
     """Pack the experiments that still need running into arrays of tasks.
 
@@ -125,8 +106,7 @@ def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
     for name, value in (("runs_per_task", runs_per_task), ("max_tasks", max_tasks),
                         ("max_array_size", max_array_size)):
         if value is not None:
-            _positive_int(name, value)
-    res = resources or Resources()
+            check_int(value, name)
     todo: list[Experiment] = []
     seen: set[str] = set()
     skipped_done = skipped_dup = 0
@@ -150,5 +130,5 @@ def make_plan(experiments: Iterable[Experiment], done: Collection[str] = (), *,
         cap = max_array_size or len(bounds)
         for a, first in enumerate(range(0, len(bounds), cap)):
             chunk = bounds[first:first + cap]
-            arrays.append(Array(a, res, tuple(Task(i, s, e) for i, (s, e) in enumerate(chunk))))
+            arrays.append(Array(a, tuple(Task(i, s, e) for i, (s, e) in enumerate(chunk))))
     return Plan(todo, arrays, skipped_done, skipped_dup)

@@ -87,9 +87,10 @@ def equal(value: Any, target: Any) -> bool:
     if isinstance(value, (float, np.floating)) or isinstance(target, (float, np.floating)):
         numbers = (int, float, np.number)
         if isinstance(value, numbers) and isinstance(target, numbers):
-            if math.isnan(value) or math.isnan(target):
-                return math.isnan(value) and math.isnan(target)
-            return abs(value - target) <= ATOL + RTOL * abs(target)
+            x, y = float(value), float(target)
+            if math.isnan(x) or math.isnan(y):
+                return math.isnan(x) and math.isnan(y)
+            return abs(x - y) <= ATOL + RTOL * abs(y)
         return False
     try:
         return bool(value == target)
@@ -97,7 +98,7 @@ def equal(value: Any, target: Any) -> bool:
         return False
 
 
-def _order(op: str) -> Callable[[Any, Any], bool]:
+def _order(op: str) -> Callable[[Any, Any], Any]:
     return {"ge": lambda a, b: a >= b, "le": lambda a, b: a <= b,
             "gt": lambda a, b: a > b, "lt": lambda a, b: a < b}[op]
 

@@ -14,22 +14,18 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .batch import no_gc
-from .contract import Experiment
+from .checks import check_int, check_optional_int
+from .contract import Experiment, key_clash, no_gc
 from .domain import REPETITION, Domain
 from .errors import OptionError, ParameterError, StoreError
 from .expressions import NamedExpression
+from .files import check_name, write_atomic
 from .ids import Encoder, callable_name
-from .slurm.backend import DryRun
-from .slurm.planfile import PlanRecord
-from .store.folder import check_name, write_atomic
-from .store.sinks import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS
-from .store.values import key_clash
-from .study import Study
+from .study import DEFAULT_SEGMENT_ROWS, DEFAULT_SEGMENT_SECONDS, Study
 from .units import (
     CALLABLE,
     GENERATOR,
@@ -41,6 +37,11 @@ from .units import (
     parse_when,
     process_entropy,
 )
+
+if TYPE_CHECKING:
+    from .backend import Report
+    from .slurm.backend import DryRun
+    from .slurm.planfile import PlanRecord
 
 _PER_EXPERIMENT = {"gpus_per_experiment": "gpus_per_run", "cpus_per_experiment": "cpus_per_run",
                    "mem_per_experiment": "mem_per_run",
@@ -73,6 +74,7 @@ class Research(Study):
     """
 
     noun = "experiment"
+    _iterations = True
 
     def __init__(self, name: str = "research", domain: Domain | Mapping[str, Any] | None = None,
                  n_reps: int = 1, *, path: str | os.PathLike[str] = "_res",
@@ -80,14 +82,13 @@ class Research(Study):
                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> None:
         check_name(name, "research name")
         super().__init__(name, path, False, pickle_results=pickle_results,
-                         segment_rows=segment_rows, segment_seconds=segment_seconds,
-                         iterations=True)
+                         segment_rows=segment_rows, segment_seconds=segment_seconds)
         self.domain = Domain(domain)
         if n_reps != 1:
             self.domain.set_iter_params(n_items=self.domain.n_items, n_reps=n_reps,
                                         seed=self.domain.seed)
         self.units: list[Unit] = []
-        self.report = None
+        self.report: Report | None = None
         self._loaded = False
         self._ids = pd.Index([], dtype=object)  # of the latest run's experiments, in order
 
@@ -299,15 +300,11 @@ class Research(Study):
             raise OptionError(f"dump_results={dump_results!r}: give True or False")
         if not isinstance(finalize, bool):
             raise OptionError(f"finalize={finalize!r}: give True or False")
-        if n_iters is not None and (not isinstance(n_iters, int) or isinstance(n_iters, bool)
-                                    or n_iters < 1):
-            raise OptionError(f"n_iters={n_iters!r}: give a positive integer or None")
+        check_optional_int(n_iters, "n_iters")
         if n_iters is None and all(u.mode != GENERATOR for u in self.units):
             n_iters = 1
-        if not isinstance(branches, int) or isinstance(branches, bool) or branches < 1:
-            raise OptionError(f"branches={branches!r}: give a positive integer")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise OptionError(f"seed={seed!r}: give an integer or None")
+        check_int(branches, "branches")
+        check_optional_int(seed, "seed", least=None)
         self.saveresult = dump_results
         description = self._describe(n_iters, finalize, seed, branches)
         encoder = Encoder()

@@ -20,46 +20,9 @@ import pandas as pd
 from .contract import DONE, FAILED, STATUS_NAMES
 from .errors import ParameterError, ResultError
 from .query import mask, parse
-from .store.table import Column, Table
-from .store.values import SCALAR_KINDS
+from .store.table import PICKLED, Table, float_exact
 
-PICKLED = "<pickled: read with allow_pickle=True>"
 RESERVED = ("id", "iteration")  # parameters with these names show as param.<name>
-
-
-def _full(col: Column, n: int, allow_pickle: bool | None) -> np.ndarray:
-    """The column as a length-``n`` array; rows without a value hold NaN.
-    ``allow_pickle=None``: refused for the file's owner (already warned)."""
-    if col.kind == "pickle" and not allow_pickle:
-        if allow_pickle is not None:
-            warnings.warn(f"column {col.name!r} holds pickled values, shown as {PICKLED!r}: "
-                          "pass allow_pickle=True to read them (only for files you trust)",
-                          stacklevel=4)
-        vals = np.full(len(col), PICKLED, dtype=object)
-        if col.rows is None:
-            return vals
-        out = np.full(n, np.nan, dtype=object)
-        out[col.rows] = vals
-        return out
-    if col.kind in SCALAR_KINDS and col.kind != "complex":
-        if col.rows is None:
-            return col.data
-        if col.kind == "float" or (col.kind == "int" and _float_exact(col.data)):
-            out = np.full(n, np.nan)
-            out[col.rows] = col.data
-            return out
-    vals = col.values(allow_pickle=allow_pickle)
-    if col.rows is None:
-        return vals.astype(object) if vals.dtype != object else vals
-    out = np.full(n, np.nan, dtype=object)
-    out[col.rows] = vals
-    return out
-
-
-def _float_exact(ints: np.ndarray) -> bool:
-    """Do these ints survive a float column (the NaN of missing rows)? Beyond 2**53 they
-    would not: such a column is shown as objects, exact ints and NaN."""
-    return not ints.size or bool(((ints >= -2**53) & (ints <= 2**53)).all())
 
 
 def _keep_big_ints(parts: list[pd.DataFrame]) -> None:
@@ -68,61 +31,12 @@ def _keep_big_ints(parts: list[pd.DataFrame]) -> None:
     names = {c for p in parts for c in p.columns}
     for name in names:
         cols = [p[name] for p in parts if name in p.columns]
-        big = any(c.dtype.kind in "iu" and not _float_exact(c.to_numpy()) for c in cols)
+        big = any(c.dtype.kind in "iu" and not float_exact(c.to_numpy()) for c in cols)
         if big and (len(cols) < len(parts) or any(c.dtype.kind not in "iu" for c in cols)
                     or len({c.dtype for c in cols}) > 1):
             for p in parts:
                 if name in p.columns:
                     p[name] = p[name].astype(object)
-
-
-def _frame(columns: list[Column], n: int, allow_pickle: bool | None
-           ) -> dict[str, np.ndarray]:
-    by_name: dict[str, list[Column]] = {}
-    for col in columns:
-        by_name.setdefault(col.name, []).append(col)
-    out: dict[str, np.ndarray] = {}
-    for name, cols in by_name.items():
-        if len(cols) == 1:
-            out[name] = _full(cols[0], n, allow_pickle)
-            continue
-        # one path in several kinds (e.g. None and int): one object column of exact values
-        merged = np.full(n, np.nan, dtype=object)
-        for col in cols:
-            vals = (np.full(len(col), PICKLED, dtype=object)
-                    if col.kind == "pickle" and not allow_pickle
-                    else col.values(allow_pickle=allow_pickle))
-            merged[col.rows if col.rows is not None else slice(None)] = vals
-        out[name] = merged
-    return out
-
-
-def _int_names(table: Table, group: str = "values") -> set[str]:
-    """Names whose only column holds ints (shown as int where every shown row has one)."""
-    key = f"ints.{group}"
-    hit = table.cache.get(key)
-    if hit is None:
-        kinds: dict[str, list[str]] = {}
-        for col in getattr(table, group):
-            kinds.setdefault(col.name, []).append(col.kind)
-        hit = table.cache[key] = {k for k, v in kinds.items() if v == ["int"]}
-    return hit
-
-
-def _presence(table: Table, name: str, n: int, group: str = "values") -> np.ndarray:
-    """Which rows of ``table`` hold a value for ``name`` (saved, even if NaN)."""
-    cache = table.cache.setdefault(f"presence.{group}", {})
-    hit = cache.get(name)
-    if hit is None:
-        hit = np.zeros(n, dtype=bool)
-        for col in getattr(table, group):
-            if col.name == name:
-                if col.rows is None:
-                    hit[:] = True
-                else:
-                    hit[col.rows] = True
-        cache[name] = hit
-    return hit
 
 
 def _inverse(order: np.ndarray) -> np.ndarray | None:
@@ -134,38 +48,24 @@ def _inverse(order: np.ndarray) -> np.ndarray | None:
     return back
 
 
-class _TableView:
-    """Per-table cache of decoded frames (tables are immutable once read)."""
-
-    __slots__ = ("params", "table", "values")
-
-    def __init__(self, table: Table) -> None:
-        self.table = table
-        self.params: dict[str, np.ndarray] | None = None
-        self.values: dict[str, np.ndarray] | None = None
-
-
-def _view(table: Table) -> _TableView:
-    view = table.cache.get("view")
-    if view is None:
-        view = table.cache["view"] = _TableView(table)
-    return view
-
-
 class Results:
     """Results of a batch or research: ``.df``, filters, values by name, failures."""
 
     def __init__(self, tables: Iterable[Table] = (), *, iterations: bool = False,
-                 allow_pickle: bool = False, problems: Mapping[str, str] | None = None,
-                 _selection: pd.DataFrame | None = None,
-                 _order: Sequence[str] | None = None) -> None:
-        self._tables = list(tables)
+                 allow_pickle: bool = False, problems: Mapping[str, str] | None = None
+                 ) -> None:
+        self._setup(list(tables), iterations, allow_pickle, dict(problems or {}), None, None)
+
+    def _setup(self, tables: list[Table], iterations: bool, allow_pickle: bool,
+               problems: dict[str, str], selection: pd.DataFrame | None,
+               order: Sequence[str] | None) -> None:
+        self._tables = tables
         self._iterations = iterations
         self._allow_pickle = allow_pickle
-        self.problems: dict[str, str] = dict(problems or {})
+        self.problems = problems
         """Files that could not be read, by name, with the reason."""
-        self._sel = self._select() if _selection is None else _selection
-        self._order = _order
+        self._sel = self._select() if selection is None else selection
+        self._order = order
         self._sorted: pd.DataFrame | None = None
         self._df: pd.DataFrame | None = None
         self._pos: dict[str, tuple[int, int]] | None = None
@@ -250,9 +150,10 @@ class Results:
         return rows[(rows["status"].to_numpy() == DONE) & rows["complete"].to_numpy()]
 
     def _derive(self, sel: pd.DataFrame, order: Sequence[str] | None = None) -> Results:
-        return Results(self._tables, iterations=self._iterations,
-                       allow_pickle=self._allow_pickle, problems=self.problems,
-                       _selection=sel.reset_index(drop=True), _order=order)
+        derived = Results.__new__(Results)
+        derived._setup(self._tables, self._iterations, self._allow_pickle, self.problems,
+                       sel.reset_index(drop=True), order)
+        return derived
 
     def ordered(self, ids: Sequence[str]) -> Results:
         """These results with the rows of ``ids`` first, in that order (an id's
@@ -293,21 +194,15 @@ class Results:
             if not len(idx):
                 continue
             table = self._tables[int(ts[first])]
-            view = _view(table)
-            n = len(table)
-            if view.params is None:
-                view.params = _frame(table.params, n, False)
-            if view.values is None:
-                view.values = _frame(table.values, n, self._unpickle(table))
             cols: dict[str, Any] = {"id": table.ids[idx].astype(object)}
             has: dict[str, np.ndarray] = {}
-            param_ints = _int_names(table, "params")
-            for name, arr in view.params.items():
+            param_ints = table.int_names("params")
+            for name, arr in table.decoded("params", False).items():
                 col = name if name not in RESERVED else f"param.{name}"
                 while col in cols:  # e.g. a parameter named 'param.id' beside 'id'
                     col = f"param.{col}"
                 vals = arr[idx]
-                given = _presence(table, name, n, "params")[idx]
+                given = table.presence("params", name)[idx]
                 if name in param_ints and vals.dtype.kind == "f" and given.all():
                     vals = vals.astype(np.int64)
                 cols[col] = vals
@@ -315,12 +210,12 @@ class Results:
                 has[col] = given
             if self._iterations:
                 cols["iteration"] = table.iteration[idx]
-            ints = _int_names(table)
-            for name, arr in view.values.items():
+            ints = table.int_names("values")
+            for name, arr in table.decoded("values", self._unpickle(table)).items():
                 col = name
                 while col in cols:  # a value named as a parameter (or 'result.<it>')
                     col = f"result.{col}"
-                present_here = _presence(table, name, n)[idx]
+                present_here = table.presence("values", name)[idx]
                 vals = arr[idx]
                 if name in ints and vals.dtype.kind == "f" and present_here.all():
                     vals = vals.astype(np.int64)  # NaN only filled rows not selected here
@@ -334,14 +229,13 @@ class Results:
         if len(parts) > 1:
             _keep_big_ints(parts)
         df = pd.concat(parts, ignore_index=True, sort=False) if len(parts) > 1 else parts[0]
-        self._present = {}
-        for has, part in zip(present, parts):
+        present_parts: dict[str, list[np.ndarray]] = {}
+        for has, part in zip(present, parts, strict=True):
             for col in df.columns:
-                if col in ("id", "iteration"):
-                    continue
-                self._present.setdefault(col, [])
-                self._present[col].append(has.get(col, np.zeros(len(part), bool)))
-        self._present = {k: np.concatenate(v) for k, v in self._present.items()}
+                if col not in ("id", "iteration"):
+                    present_parts.setdefault(col, []).append(
+                        has.get(col, np.zeros(len(part), bool)))
+        self._present = {k: np.concatenate(v) for k, v in present_parts.items()}
         back = _inverse(order)
         if back is not None:
             df = df.take(back).reset_index(drop=True)
@@ -451,19 +345,16 @@ class Results:
         params: list[pd.DataFrame] = []
         for t, part in sel.groupby("t", sort=True):
             table = self._tables[int(t)]
-            view = _view(table)
-            if view.params is None:
-                view.params = _frame(table.params, len(table), False)
             idx = part["row"].to_numpy()
             cols: dict[str, Any] = {}
-            ints = _int_names(table, "params")
-            for n, a in view.params.items():
+            ints = table.int_names("params")
+            for n, a in table.decoded("params", False).items():
                 col = n if n not in RESERVED else f"param.{n}"
                 while col in cols or col in failed.columns:  # e.g. a parameter 'error'
                     col = f"param.{col}"
                 vals = a[idx]
                 if (n in ints and vals.dtype.kind == "f"
-                        and _presence(table, n, len(table), "params")[idx].all()):
+                        and table.presence("params", n)[idx].all()):
                     vals = vals.astype(np.int64)
                 cols[col] = vals
             params.append(pd.DataFrame(cols, index=part.index))

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from .contract import DONE, FAILED, Experiment, detached, detached_value
+from .contract import DONE, FAILED, Experiment, Outcome, detached, detached_value
 from .domain import REPETITION
 from .errors import ParameterError
 from .expressions import resolve
-from .store.folder import make_dir
+from .files import make_dir
 
 CALLABLE, GENERATOR, INSTANCE = "callable", "generator", "instance"
 LAST = "last"
@@ -206,8 +206,7 @@ class ResearchTarget:
             raise UnitFailed(ctx.error)
         yield from self._rows(ctx)
 
-    def execute_group(self, exps: Sequence[Experiment]
-                      ) -> list[tuple[list[tuple[int, Any]], int, str, float, float, float]]:
+    def execute_group(self, exps: Sequence[Experiment]) -> list[Outcome]:
         """Outcomes of branch experiments run in lockstep (root units once per group)."""
         started = time.time()
         t0 = time.perf_counter()
@@ -218,10 +217,10 @@ class ResearchTarget:
         except BaseException:
             error = traceback.format_exc()
             now = time.time()
-            return [([], FAILED, error, started, now, 0.0) for _ in exps]
+            return [Outcome([], FAILED, error, started, now, 0.0) for _ in exps]
         finished, runtime = time.time(), (time.perf_counter() - t0) / max(1, len(exps))
-        return [(sorted(c.rows.items()), FAILED, c.error, started, finished, runtime)
-                if c.error else (self._rows(c), DONE, "", started, finished, runtime)
+        return [Outcome(sorted(c.rows.items()), FAILED, c.error, started, finished, runtime)
+                if c.error else Outcome(self._rows(c), DONE, "", started, finished, runtime)
                 for c in contexts]
 
     @staticmethod

@@ -17,14 +17,8 @@ import pytest
 
 import slurmbatch
 from slurmbatch import OptionError, StoreError
-from slurmbatch.store.folder import (
-    BatchFolder,
-    make_dir,
-    new_file,
-    open_own_file,
-    write_atomic,
-    write_npy,
-)
+from slurmbatch.files import make_dir, new_file, open_own_file, write_atomic, write_npy
+from slurmbatch.store.folder import BatchFolder
 
 from conftest import ROOT
 

@@ -55,7 +55,7 @@ def record_for(plan: Plan, plan_id: str = "p20240101T000000-abcd", created: floa
     opts = json.loads(json.dumps(dataclasses.asdict(options or SlurmOptions())))
     return PlanRecord(plan_id, "b", created, len(plan), opts,
                       {"segment_rows": 10, "segment_seconds": 5.0, "allow_pickle": False},
-                      arrays, skipped_done=2, skipped_duplicates=1, extra={"note": "x"})
+                      arrays, skipped_done=2, skipped_duplicates=1)
 
 
 def test_write_and_load_record_round_trip() -> None:
@@ -69,7 +69,7 @@ def test_write_and_load_record_round_trip() -> None:
     assert [a.tasks for a in loaded.arrays] == [[[0, 2], [2, 4], [4, 6]], [[6, 7]]]
     assert [a.first_task for a in loaded.arrays] == [0, 3]
     assert loaded.n_tasks == 4 and loaded.n == 7 and loaded.job_ids() == []
-    assert loaded.store["segment_rows"] == 10 and loaded.extra == {"note": "x"}
+    assert loaded.store["segment_rows"] == 10
     back = SlurmOptions.from_dict(loaded.options)
     assert back == opts and back.profile == "generic"
     d = planfile.plan_dir(f, rec.plan_id)
@@ -163,6 +163,18 @@ def test_each_task_reads_only_its_slice() -> None:
         planfile.load_task(f, rec.plan_id, 0)
 
 
+def test_a_record_with_the_fields_earlier_versions_wrote_still_loads() -> None:
+    """Plans of earlier versions also hold 'cancelled' and 'extra' (never set): they load,
+    and those fields are gone from the record."""
+    f = folder()
+    plan = make_plan(experiments(2))
+    rec = planfile.write_plan(f, plan, record_for(plan))
+    path = planfile.plan_dir(f, rec.plan_id) / "plan.json"
+    raw = json.loads(path.read_text())
+    path.write_text(json.dumps({**raw, "cancelled": False, "extra": {}}))
+    assert planfile.load_record(f, rec.plan_id) == rec
+
+
 def test_save_record_updates_job_ids_atomically() -> None:
     f = folder()
     plan = make_plan(experiments(4), runs_per_task=2, max_array_size=1)
@@ -172,10 +184,9 @@ def test_save_record_updates_job_ids_atomically() -> None:
     loaded = planfile.load_record(f, rec.plan_id)
     assert loaded.job_ids() == ["123"] and loaded.arrays[0].submitted == 1000.5
     rec.arrays[1].job_id = "124"
-    rec.cancelled = True
     planfile.save_record(f, rec)
     loaded = planfile.load_record(f, rec.plan_id)
-    assert loaded.job_ids() == ["123", "124"] and loaded.cancelled
+    assert loaded.job_ids() == ["123", "124"]
     d = planfile.plan_dir(f, rec.plan_id)
     assert not [p.name for p in d.iterdir() if p.name.endswith(".tmp")]
 

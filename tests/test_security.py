@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import slurmbatch
 from slurmbatch.cli import main
-from slurmbatch.collect import Collector
+from slurmbatch.collector import Collector
 from slurmbatch.contract import DONE, Record
 from slurmbatch.results import PICKLED
 from slurmbatch.store.folder import BatchFolder
@@ -417,7 +417,7 @@ def _touch(folder):
 @pytest.mark.hostile("modes whatever the umask")
 @pytest.mark.parametrize("umask", [0o000, 0o002, 0o022, 0o077])
 def test_every_folder_is_755_and_every_file_644_whatever_the_umask(umask: int) -> None:
-    from slurmbatch.store.folder import make_dir, write_atomic, write_npy
+    from slurmbatch.files import make_dir, write_atomic, write_npy
 
     old = os.umask(umask)
     live = None

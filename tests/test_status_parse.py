@@ -12,13 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from slurmbatch.collect import Collector
+from slurmbatch.collector import Collector
 from slurmbatch.contract import DONE, FAILED, Experiment, Record
 from slurmbatch.plan import make_plan
 from slurmbatch.slurm import planfile, status
 from slurmbatch.slurm.options import SlurmOptions
 from slurmbatch.slurm.planfile import ArrayRecord, PlanRecord
-from slurmbatch.slurm.status import ACCOUNTING_LAG, GONE, Scheduler, compute_status, parse_states
+from slurmbatch.slurm.scheduler import ACCOUNTING_LAG, GONE, Scheduler, parse_states
+from slurmbatch.slurm.status import compute_status
 from slurmbatch.store.folder import BatchFolder
 from slurmbatch.store.sinks import SegmentWriter
 
@@ -88,30 +89,32 @@ def test_task_state() -> None:
 
 # -- Scheduler --------------------------------------------------------------------------------
 class Fake:
-    """Canned answers for Scheduler._run: records each command."""
+    """A scheduler query with canned answers (``Scheduler(query=...)``): records each
+    command it is asked to run."""
 
     def __init__(self, sacct: str | None, squeue: str | None = "") -> None:
         self.sacct, self.squeue = sacct, squeue
         self.cmds: list[list[str]] = []
 
-    def __call__(self, sched: Scheduler, cmd: list[str]) -> str | None:
+    def __call__(self, cmd: list[str]) -> str | None:
         self.cmds.append(cmd)
-        sched.calls += 1
         return self.sacct if cmd[0] == "sacct" else self.squeue
 
     def tools(self) -> list[str]:
         return [c[0] for c in self.cmds]
 
 
+def no_query(cmd: list[str]) -> str | None:
+    pytest.fail(f"nothing to ask the scheduler, but {cmd} was run")
+
+
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Fake:
-    f = Fake("100_0|RUNNING\n100_[1-2]|PENDING\n101|COMPLETED\n")
-    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: f(self, cmd))
-    return f
+def fake() -> Fake:
+    return Fake("100_0|RUNNING\n100_[1-2]|PENDING\n101|COMPLETED\n")
 
 
 def test_throttled_batched_queries(fake: Fake) -> None:
-    s = Scheduler(min_interval=60)
+    s = Scheduler(min_interval=60, query=fake)
     old = {"100": 1.0, "101": 1.0}
     first = s.states(old)
     assert first[("100", 0)] == "RUNNING" and first[("101", None)] == "COMPLETED"
@@ -124,7 +127,7 @@ def test_throttled_batched_queries(fake: Fake) -> None:
     s.states({"100": 1.0})
     assert s.calls == 3 and fake.tools() == ["sacct"] * 3
     assert s.states({}) == {} and s.calls == 3
-    again = Scheduler(min_interval=0)
+    again = Scheduler(min_interval=0, query=fake)
     again.states(old)
     again.states(old)
     assert again.calls == 2
@@ -132,7 +135,7 @@ def test_throttled_batched_queries(fake: Fake) -> None:
 
 def test_sacct_failure_falls_back_to_squeue(fake: Fake) -> None:
     fake.sacct, fake.squeue = None, "100_0|RUNNING\n"
-    s = Scheduler(min_interval=0)
+    s = Scheduler(min_interval=0, query=fake)
     with pytest.warns(UserWarning, match="squeue"):
         got = s.states({"100": 1.0, "101": time.time()})
     assert fake.tools() == ["sacct", "squeue"] and fake.cmds[1][-1] == "100,101"
@@ -144,21 +147,21 @@ def test_sacct_failure_falls_back_to_squeue(fake: Fake) -> None:
 
 def test_neither_answers_store_only(fake: Fake) -> None:
     fake.sacct = fake.squeue = None
-    s = Scheduler(min_interval=0)
+    s = Scheduler(min_interval=0, query=fake)
     with pytest.warns(UserWarning, match="squeue"):
         assert s.states({"100": 1.0}) == {}
     assert s.source == "store" and s.calls == 2
 
 
 def test_fresh_job_unknown_to_sacct_is_pending_without_squeue(fake: Fake) -> None:
-    s = Scheduler(min_interval=0)
+    s = Scheduler(min_interval=0, query=fake)
     got = s.states({"100": 1.0, "200": time.time() - ACCOUNTING_LAG / 3})
     assert got[("200", None)] == "PENDING" and fake.tools() == ["sacct"]
 
 
 def test_old_job_unknown_to_sacct_asks_squeue_once(fake: Fake) -> None:
     fake.squeue = "300_1|RUNNING\n"
-    s = Scheduler(min_interval=0)
+    s = Scheduler(min_interval=0, query=fake)
     old = time.time() - ACCOUNTING_LAG - 5
     got = s.states({"100": 1.0, "101": 1.0, "300": old, "301": old, "302": None})
     assert fake.tools() == ["sacct", "squeue"]
@@ -178,7 +181,7 @@ def rec(i: int, st: int) -> Record:
                   "" if st == DONE else "Traceback: boom", 1.0, 2.0 + i, 1.0, 0)
 
 
-def test_compute_status_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compute_status_end_to_end() -> None:
     folder = BatchFolder.of(Path.cwd(), "b")
     folder.create()
     exps = [Experiment(eid(i), "k", {"i": i}, None) for i in range(10)]  # type: ignore[arg-type]
@@ -197,8 +200,7 @@ def test_compute_status_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sorted(results.ids) == [eid(i) for i in (0, 3, 6)]
 
     fake = Fake("123_0|RUNNING\n123_[1]|PENDING\n123_2|COMPLETED\n124|CANCELLED by 0\n")
-    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: fake(self, cmd))
-    sched = Scheduler(min_interval=60)
+    sched = Scheduler(min_interval=60, query=fake)
     st = compute_status(folder, [planfile.load_record(folder, record.plan_id)], results, sched)
 
     by_id = dict(zip(st.runs["id"], st.runs["state"], strict=True))
@@ -218,14 +220,14 @@ def test_compute_status_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
 
     compute_status(folder, [record], results, sched)  # within min_interval: no new query
     assert sched.calls == 1
-    record.cancelled = True  # a cancelled plan's jobs are not asked about
-    idle = compute_status(folder, [record], results, sched)
-    assert sched.calls == 1 and idle.source == "" and not idle.active
-    assert idle.counts["missing"] == 5 and set(idle.tasks["slurm_state"]) == {"UNKNOWN"}
+    for array in record.arrays:  # a plan none of whose arrays sbatch accepted
+        array.job_id = None
+    idle = compute_status(folder, [record], results, Scheduler(query=no_query))
+    assert idle.source == "" and not idle.active
+    assert idle.counts["missing"] == 5 and set(idle.tasks["slurm_state"]) == {"UNSUBMITTED"}
 
 
-def test_a_failed_run_submitted_again_is_pending_not_failed(monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_a_failed_run_submitted_again_is_pending_not_failed() -> None:
     folder = BatchFolder.of(Path.cwd(), "b")
     folder.create()
     exps = [Experiment(eid(i), "k", {}, None) for i in range(2)]  # type: ignore[arg-type]
@@ -238,23 +240,21 @@ def test_a_failed_run_submitted_again_is_pending_not_failed(monkeypatch: pytest.
     again = PlanRecord("p2", "b", 3.5, 1, {}, {}, [ArrayRecord(0, [[0, 1]], 0, "51", old)])
     planfile.write_plan(folder, make_plan(exps), first)
     planfile.write_plan(folder, make_plan(exps[1:]), again)
-    fake = Fake("50|COMPLETED\n51|PENDING\n")
-    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: fake(self, cmd))
     st = compute_status(folder, [first, again], Collector(folder.segments).collect(),
-                        Scheduler())
+                        Scheduler(query=Fake("50|COMPLETED\n51|PENDING\n")))
     by_id = dict(zip(st.runs["id"], st.runs["state"], strict=True))
     assert by_id == {eid(0): "failed", eid(1): "pending"} and st.active
 
 
-def test_unsubmitted_array_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unsubmitted_array_is_missing() -> None:
     folder = BatchFolder.of(Path.cwd(), "b")
     folder.create()
     exps = [Experiment(eid(i), "k", {}, None) for i in range(2)]  # type: ignore[arg-type]
     plan = make_plan(exps)
     record = PlanRecord("p1", "b", 1.0, 2, {}, {}, [ArrayRecord(0, [[0, 2]], 0)])
     planfile.write_plan(folder, plan, record)
-    monkeypatch.setattr(Scheduler, "_run", lambda self, cmd: pytest.fail("no job to ask"))
-    st = compute_status(folder, [record], Collector(folder.segments).collect(), Scheduler())
+    st = compute_status(folder, [record], Collector(folder.segments).collect(),
+                        Scheduler(query=no_query))
     assert st.counts["missing"] == 2 and list(st.tasks["slurm_state"]) == ["UNSUBMITTED"]
     assert list(st.tasks["job"]) == [""]
 
@@ -287,7 +287,7 @@ c9|cpu|many|512000|(null)|idle
     ({"partition": "cpu", "gpus_per_run": 1}, None),  # no GPUs there
 ])
 def test_parse_slots(options: dict, slots: int | None) -> None:
-    from slurmbatch.slurm.backend import parse_slots
+    from slurmbatch.slurm.cluster import parse_slots
     from slurmbatch.slurm.options import make_options
 
     assert parse_slots(SINFO, make_options(options)) == slots
@@ -310,7 +310,7 @@ def test_a_task_no_node_could_run_is_refused_naming_the_largest_node(
     drained node may come back) is an OptionError naming the largest node; anything a
     node could run passes."""
     from slurmbatch.errors import OptionError
-    from slurmbatch.slurm.backend import check_fits, parse_nodes
+    from slurmbatch.slurm.cluster import check_fits, parse_nodes
     from slurmbatch.slurm.options import make_options
 
     given_opts = {"cpus_per_run": cpus, "gpus_per_run": gpus, "mem_per_run": mem,
@@ -341,7 +341,7 @@ def test_a_task_no_node_could_run_is_refused_naming_the_largest_node(
 
 
 def test_a_partition_sinfo_does_not_list_is_not_refused_here() -> None:
-    from slurmbatch.slurm.backend import check_fits, parse_nodes
+    from slurmbatch.slurm.cluster import check_fits, parse_nodes
     from slurmbatch.slurm.options import make_options
 
     opts = make_options({"partition": "nope", "cpus_per_run": 999})
@@ -359,7 +359,9 @@ def test_the_bar_shows_tasks_whose_results_come_in_as_running(
     started: once its results grow, its runs left show as running, not pending, until
     the scheduler says otherwise; a requeued task pending with earlier results stays
     pending."""
-    from slurmbatch.slurm.status import RUNNING, WAITING, Shown, Status, shown_counts
+    from slurmbatch.slurm.scheduler import RUNNING, WAITING
+    from slurmbatch.slurm.status import Shown, shown_counts
+    from slurmbatch.status import STATES, Status
 
     polls = max(len(steps) for _, steps in tasks)
     memo = Shown()
@@ -367,7 +369,7 @@ def test_the_bar_shows_tasks_whose_results_come_in_as_running(
     stretch_start: list[int | None] = [None] * len(tasks)
     for i in range(polls):
         rows, want = [], {"running": 0, "pending": 0}
-        counts = dict.fromkeys(status.STATES, 0)
+        counts = dict.fromkeys(STATES, 0)
         for k, (runs, steps) in enumerate(tasks):
             state, grow = steps[min(i, len(steps) - 1)]
             progress[k] = min(runs, progress[k] + grow)

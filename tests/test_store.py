@@ -1022,7 +1022,7 @@ def test_a_journal_being_created_is_never_seen_without_its_header(tmp_path: Path
     its header written and its lock held, so it is never reported as damaged."""
     import threading
 
-    from slurmbatch.collect import Collector
+    from slurmbatch.collector import Collector
 
     folder = tmp_path / "segments"
     folder.mkdir()

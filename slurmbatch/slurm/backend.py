@@ -10,14 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import re
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,142 +22,19 @@ from typing import Any
 import pandas as pd
 import submitit
 
-from ..backends import Backend, Job, Report
+from ..backend import Backend, Job, Lock, Report
 from ..contract import Experiment
 from ..errors import ExecutorError, OptionError
 from ..plan import Plan, make_plan
 from ..store.folder import BatchFolder
 from . import profiles
+from .cluster import DEFAULT_MAX_ARRAY, cluster_max_array_size, cluster_slots
 from .options import SlurmOptions, make_options
 from .planfile import ArrayRecord, PlanRecord, new_plan_id, plan_dir, save_record, write_plan
-from .status import DEFAULT_INTERVAL, Scheduler, compute_status, wait_for
+from .scheduler import DEFAULT_INTERVAL, Scheduler
+from .status import compute_status, wait_for
+from .submissions import SUBMIT_WAIT
 from .task import SlurmTask
-
-DEFAULT_MAX_ARRAY = 1001  # Slurm's own default MaxArraySize
-
-
-def cluster_max_array_size() -> int:
-    """MaxArraySize from ``scontrol show config`` (array indices must be below it)."""
-    if shutil.which("scontrol") is None:
-        raise ExecutorError("Slurm is not available here (no scontrol on PATH): run on a "
-                            "login node, or use executor='local'")
-    proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
-                          timeout=60, check=False)
-    m = re.search(r"^MaxArraySize\s*=\s*(\d+)", proc.stdout, re.M)
-    if proc.returncode != 0 or not m:
-        raise ExecutorError(f"cannot read the cluster's configuration (scontrol show config: "
-                            f"{proc.stderr.strip() or proc.returncode}); is slurmctld up?")
-    return int(m.group(1))
-
-
-_GPUS = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
-_UNUSABLE = ("down", "drain", "fail", "maint", "inval", "reboot", "unk", "*")
-
-
-@dataclass(frozen=True)
-class Node:
-    """One node of a partition, from ``sinfo -h -N -o '%N|%P|%c|%m|%G|%T'``."""
-
-    name: str
-    cpus: int
-    mem: int  # MB
-    gpus: int
-    usable: bool  # not down, drained, failed, ...
-
-
-def parse_nodes(text: str, opts: SlurmOptions) -> list[Node]:
-    """The nodes of the options' partition (the default one if none is given)."""
-    nodes: dict[str, Node] = {}
-    for line in text.splitlines():
-        parts = line.split("|")
-        if len(parts) < 6:
-            continue
-        name, part, n_cpus, n_mem, gres, state = (p.strip() for p in parts[:6])
-        in_partition = (part.rstrip("*") == opts.partition if opts.partition is not None
-                        else part.endswith("*"))  # the default partition
-        if not in_partition:
-            continue
-        try:
-            node = Node(name, int(n_cpus), int(n_mem.rstrip("+")),
-                        sum(int(g) for g in _GPUS.findall(gres)),
-                        not any(word in state.lower() for word in _UNUSABLE))
-        except ValueError:
-            continue
-        nodes[name] = node
-    return list(nodes.values())
-
-
-def _fits(node: Node, opts: SlurmOptions) -> int:
-    """How many of the options' tasks the node holds at once."""
-    fits = node.cpus // (opts.cpus_per_run * opts.lanes)
-    if opts.task_gpus:
-        fits = min(fits, node.gpus // opts.task_gpus)
-    if opts.mem_per_run:
-        fits = min(fits, node.mem // (opts.mem_per_run * opts.lanes))
-    return fits
-
-
-def parse_slots(text: str, opts: SlurmOptions) -> int | None:
-    """How many of the options' tasks the partition can run at once, from ``sinfo -h -N
-    -o '%N|%P|%c|%m|%G|%T'`` (one line per node and partition); None if it has none."""
-    slots = sum(_fits(n, opts) for n in parse_nodes(text, opts) if n.usable)
-    if opts.max_parallel_tasks is not None:
-        slots = min(slots, opts.max_parallel_tasks)
-    return slots or None
-
-
-def check_fits(nodes: list[Node], opts: SlurmOptions) -> None:
-    """Refuse a task that no node of the partition could ever run (it would pend
-    forever): name what is too big and the largest node's CPUs, GPUs and memory."""
-    if not nodes or any(_fits(n, opts) for n in nodes):
-        return
-    lanes = opts.lanes
-    each = f" per run, {lanes} lanes per task" if lanes > 1 else ""
-    most = (max(n.cpus for n in nodes), max(n.gpus for n in nodes), max(n.mem for n in nodes))
-    wants = [(opts.cpus_per_run * lanes, most[0],
-              f"cpus_per_run={opts.cpus_per_run}{each}: a task asks for "
-              f"{opts.cpus_per_run * lanes} CPUs", _at_most("cpus_per_run", most[0], lanes))]
-    if opts.task_gpus:
-        wants.append((opts.task_gpus, most[1], f"gpus_per_run={opts.gpus_per_run:g}{each}: a "
-                      f"task asks for {opts.task_gpus} GPU(s)",
-                      f"gpus_per_run at most {most[1]}" if most[1]
-                      else "gpus_per_run=0 or a partition with GPUs"))
-    if opts.mem_per_run:
-        wants.append((opts.mem_per_run * lanes, most[2], f"mem_per_run={opts.mem_per_run}M"
-                      f"{each}: a task asks for {opts.mem_per_run * lanes} MB",
-                      _at_most("mem_per_run", most[2], lanes, "M")))
-    where = (f"partition {opts.partition!r}" if opts.partition is not None
-             else "the default partition")
-    largest = (f"its largest node has {most[0]} CPUs, {most[1]} GPU(s) and {most[2]} MB of "
-               "memory")
-    over = [w for w in wants if w[0] > w[1]]
-    if over:
-        raise OptionError(f"{'; '.join(w[2] for w in over)}: more than any node of {where} "
-                          f"has ({largest}); give {', '.join(w[3] for w in over)}, or "
-                          "another partition")
-    raise OptionError(f"{'; '.join(w[2] for w in wants)}: no node of {where} has all of that "
-                      f"at once ({largest}, not all on one node); ask for less, or another "
-                      "partition")
-
-
-def _at_most(name: str, most: int, lanes: int, unit: str = "") -> str:
-    if most // lanes:
-        return f"{name} at most {most // lanes}{unit}"
-    return f"at most {most} lanes per task (lanes_per_task, or a larger GPU share)"
-
-
-def cluster_slots(opts: SlurmOptions) -> int | None:
-    """Tasks the partition can run at once (``parse_slots``), or None if sinfo fails;
-    OptionError if no node of the partition could ever run one task (``check_fits``)."""
-    try:
-        proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%G|%T"],
-                              capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
-        return None
-    check_fits(parse_nodes(proc.stdout, opts), opts)
-    return parse_slots(proc.stdout, opts)
 
 
 def _import_path_lines() -> list[str]:
@@ -217,7 +91,7 @@ def _seconds(value: Any, name: str, least: float) -> float:
 
 
 class SlurmBackend(Backend):
-    """Submits plans to Slurm; ``run`` waits for them, ``submit`` returns after sbatch.
+    """Submits plans to Slurm; ``submit`` returns after sbatch, ``follow`` waits.
 
     Options: see ``slurmbatch.slurm.options.SlurmOptions`` and docs/slurm.md; also
     ``profile`` (a cluster profile), ``dry_run``, ``poll`` (seconds between store reads
@@ -225,9 +99,21 @@ class SlurmBackend(Backend):
     """
 
     name = "slurm"
+    remote = True
+    follows_flying = True
 
-    def __init__(self, *, base: SlurmOptions | None = None, **options: Any) -> None:
-        # options are validated by make_options (over ``base``: an earlier plan's options)
+    def __init__(self, **options: Any) -> None:
+        self._configure(options, None)
+
+    @classmethod
+    def over(cls, base: Mapping[str, Any], options: Mapping[str, Any]) -> SlurmBackend:
+        """A backend whose options default to ``base`` (an earlier plan's, for a retry)."""
+        backend = cls.__new__(cls)
+        backend._configure(dict(options), SlurmOptions.from_dict(base))
+        return backend
+
+    def _configure(self, options: dict[str, Any], base: SlurmOptions | None) -> None:
+        # options are validated by make_options (over ``base``)
         self.dry_run = bool(options.pop("dry_run", False))
         self.poll = _seconds(options.pop("poll", 2.0), "poll", 0.0)
         self.status_interval = _seconds(options.pop("status_interval", DEFAULT_INTERVAL),
@@ -239,21 +125,26 @@ class SlurmBackend(Backend):
             if not self.dry_run:
                 raise
             warnings.warn(f"no Slurm here: the dry run assumes MaxArraySize="
-                          f"{DEFAULT_MAX_ARRAY}", stacklevel=2)
+                          f"{DEFAULT_MAX_ARRAY}", stacklevel=4)
             self.max_array = DEFAULT_MAX_ARRAY
         self.settings = asdict(self.opts)
         # before anything is written: refuses what no node of the partition could run
         self.slots = cluster_slots(self.opts)
 
-    @staticmethod
-    def check_folder(folder: BatchFolder) -> None:
+    @property
+    def lock(self) -> Lock:
+        """Held until sbatch returns; a second submission waits, then finds these runs in
+        flight."""
+        return Lock("a Slurm submission", SUBMIT_WAIT)
+
+    def check_folder(self, folder: BatchFolder) -> None:
         """Refuse a batch folder whose path would break the sbatch script's lines."""
         path = str(folder.root.resolve())
         if any(c in path for c in "\n\r\x00"):
             raise OptionError(f"the batch folder {path!r} holds a line break: sbatch scripts "
                               "name it on #SBATCH lines; choose a path without one")
 
-    def plan(self, experiments: Iterable[Experiment], done: Collection[str]) -> Plan:
+    def plan(self, experiments: Iterable[Experiment], done: Container[str]) -> Plan:
         """Pack by ``runs_per_task`` or ``time_per_run`` if given; otherwise into as many
         tasks as the partition runs at once (one array at most), each with at least one
         run per lane, or 100 per lane when sinfo cannot tell the partition's size."""
@@ -327,30 +218,32 @@ class SlurmBackend(Backend):
             save_record(job.folder, record)
         return record
 
-    def run(self, plan: Plan, job: Job) -> Report:
-        """Submit, then wait with a progress bar until every task has ended."""
-        record = self.submit(plan, job)
-        if isinstance(record, DryRun):
-            print(record, file=sys.stderr)
-            return Report(skipped_done=plan.skipped_done,
-                          skipped_duplicates=plan.skipped_duplicates)
-        return self.follow([record], plan, job)
-
-    def follow(self, records: list[PlanRecord], plan: Plan, job: Job,
+    def follow(self, handles: Sequence[Any], plan: Plan, job: Job,
                ids: Collection[str] | None = None, waited: int = 0) -> Report:
         """Wait with a progress bar until every task of the submitted plans has ended;
         counts only the runs of ``ids`` if given. ``waited``: runs of earlier plans
-        (in flight, so counted as already done in ``plan``) waited for here."""
-        assert job.folder is not None and job.collect is not None
+        (in flight, so counted as already done in ``plan``) waited for here. A dry run
+        is printed instead."""
+        records: list[PlanRecord] = []
+        for handle in handles:
+            if isinstance(handle, DryRun):
+                print(handle, file=sys.stderr)
+            else:
+                records.append(handle)
+        if not records:
+            return Report.nothing(plan)
+        if job.folder is None or job.collect is None:
+            raise OptionError("executor='slurm' needs results on disk")
+        folder, collect = job.folder, job.collect
         scheduler = Scheduler(self.status_interval)
         t0 = time.perf_counter()
-        st = wait_for(lambda force: compute_status(job.folder, records, job.collect(),
+        st = wait_for(lambda force: compute_status(folder, records, collect(),
                                                    scheduler, force=force).only(ids),
                       name=job.name, bar=job.bar, poll=self.poll)
         counts: Mapping[str, int] = st.counts
         if counts["missing"]:
             for record in records:
-                hint = log_hint(job.folder, record, st.tasks)
+                hint = log_hint(folder, record, st.tasks)
                 if hint:
                     print(f"slurmbatch {job.name!r}: {hint}", file=sys.stderr)
                     break

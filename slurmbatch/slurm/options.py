@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..checks import check_int
 from ..errors import OptionError
 
 # sbatch's long options (Slurm 22.05, and those later versions added): a key of
@@ -109,9 +110,10 @@ def parse_duration(value: Any, name: str) -> int:
     if re.fullmatch(r"\d+(\.\d+)?", text):
         seconds = float(text) * 60
     elif m and (":" in text or "-" in text):
-        days, a, b, c = (int(x) if x else None for x in m.groups())
+        days, b, c = (int(x) if x else None for x in m.group(1, 3, 4))
+        a = int(m.group(2))  # always there
         if c is not None:  # [D-]HH:MM:SS
-            seconds = a * 3600 + b * 60 + c
+            seconds = a * 3600 + (b or 0) * 60 + c
         elif b is not None:  # [D-]HH:MM, or MM:SS without a day
             seconds = a * 3600 + b * 60 if days is not None else a * 60 + b
         else:  # D-HH
@@ -158,12 +160,6 @@ def parse_mem(value: Any, name: str) -> int:
         raise OptionError(f"{name}={value!r:.60}: more than an exabyte; give megabytes or "
                           "a size like '4G'")
     return math.ceil(mb)
-
-
-def _positive_int(value: Any, name: str, fix: str = "give a positive integer") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise OptionError(f"{name}={value!r}: {fix}")
-    return value
 
 
 def _safe_name(value: Any, name: str) -> str:
@@ -388,11 +384,11 @@ def _validate(m: dict[str, Any], base: SlurmOptions) -> SlurmOptions:
             raise OptionError(f"gpus_per_run={g!r}: above 1, give a whole number of GPUs")
         out["gpus_per_run"] = float(g)
     if m.get("cpus_per_run") is not None:
-        out["cpus_per_run"] = _positive_int(m["cpus_per_run"], "cpus_per_run")
+        out["cpus_per_run"] = check_int(m["cpus_per_run"], "cpus_per_run")
     if m.get("mem_per_run") is not None:
         out["mem_per_run"] = parse_mem(m["mem_per_run"], "mem_per_run")
     if m.get("runs_per_task") is not None:
-        out["runs_per_task"] = _positive_int(m["runs_per_task"], "runs_per_task")
+        out["runs_per_task"] = check_int(m["runs_per_task"], "runs_per_task")
     if m.get("time_per_run") is not None:
         out["time_per_run"] = parse_duration(m["time_per_run"], "time_per_run")
     for key in ("partition", "account", "qos"):
@@ -404,7 +400,7 @@ def _validate(m: dict[str, Any], base: SlurmOptions) -> SlurmOptions:
             raise OptionError(f"time={m['time']!r}: Slurm's limits are whole minutes; give at "
                               "least 1 minute")
     if m.get("max_parallel_tasks") is not None:
-        out["max_parallel_tasks"] = _positive_int(m["max_parallel_tasks"], "max_parallel_tasks")
+        out["max_parallel_tasks"] = check_int(m["max_parallel_tasks"], "max_parallel_tasks")
     if m.get("setup") is not None:
         out["setup"] = _shell_lines(m["setup"], "setup")
     if m.get("sbatch") is not None:
@@ -415,16 +411,13 @@ def _validate(m: dict[str, Any], base: SlurmOptions) -> SlurmOptions:
                               "(--gres=gpu:N) or 'gpus' (--gpus-per-task=N)")
         out["gpu_syntax"] = m["gpu_syntax"]
     if m.get("lanes_per_task") is not None:
-        out["lanes_per_task"] = _positive_int(m["lanes_per_task"], "lanes_per_task")
+        out["lanes_per_task"] = check_int(m["lanes_per_task"], "lanes_per_task")
     if m.get("signal_delay") is not None:
         d = m["signal_delay"]  # plain numbers are seconds here
         out["signal_delay"] = parse_duration(f"{d}s" if isinstance(d, (int, float))
                                              and not isinstance(d, bool) else d, "signal_delay")
     if m.get("max_requeues") is not None:
-        r = m["max_requeues"]
-        if not isinstance(r, int) or isinstance(r, bool) or r < 0:
-            raise OptionError(f"max_requeues={r!r}: give 0 or a positive integer")
-        out["max_requeues"] = r
+        out["max_requeues"] = check_int(m["max_requeues"], "max_requeues", least=0)
     if m.get("profile") is not None:
         out["profile"] = m["profile"]
     opts = replace(base, **out)

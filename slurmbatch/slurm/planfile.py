@@ -24,7 +24,7 @@ import secrets
 import stat
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,8 +33,9 @@ import numpy as np
 
 from ..contract import Experiment
 from ..errors import StoreError
+from ..files import FILE_MODE, make_dir, write_atomic
 from ..plan import Plan
-from ..store.folder import FILE_MODE, BatchFolder, make_dir, write_atomic
+from ..store.folder import BatchFolder
 
 PLAN_FORMAT = "slurmbatch-plan"
 PLAN_VERSION = 2  # 2: payload frames of bytes (retry passes them through)
@@ -53,7 +54,8 @@ class ArrayRecord:
 
 @dataclass
 class PlanRecord:
-    """The JSON index of a plan."""
+    """The JSON index of a submitted plan (``plans/<plan_id>/plan.json``): its arrays,
+    their tasks' slices and job ids, the options it was submitted with."""
 
     plan_id: str
     batch: str
@@ -64,16 +66,16 @@ class PlanRecord:
     arrays: list[ArrayRecord]
     skipped_done: int = 0
     skipped_duplicates: int = 0
-    cancelled: bool = False
     format: str = PLAN_FORMAT
     version: int = PLAN_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_tasks(self) -> int:
+        """How many array tasks the plan has, over all its arrays."""
         return sum(len(a.tasks) for a in self.arrays)
 
     def job_ids(self) -> list[str]:
+        """The Slurm job ids of the arrays submitted so far."""
         return [a.job_id for a in self.arrays if a.job_id]
 
 
@@ -179,6 +181,8 @@ def load_record(folder: BatchFolder, plan_id: str) -> PlanRecord:
                          f"(format {raw.get('format')!r} version {version!r}): upgrade "
                          f"slurmbatch, or remove the folder {path.parent} if that plan is not "
                          "needed")
+    for unused in ("cancelled", "extra"):  # fields that earlier versions wrote, never set
+        raw.pop(unused, None)
     try:
         raw["arrays"] = [ArrayRecord(**a) for a in raw["arrays"]]
         return PlanRecord(**raw)

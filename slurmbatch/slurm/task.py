@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..collect import Collector
+from ..collector import Collector
 from ..contract import FAILED, Record
-from ..store.folder import BatchFolder, make_dir, write_atomic
+from ..execution.worker import Interrupted, Signals, run_task
+from ..files import make_dir, write_atomic
+from ..store.folder import BatchFolder
 from ..store.sinks import SegmentWriter
-from ..worker import Interrupted, Signals, run_task
 from .options import SlurmOptions
 from .planfile import load_record, load_task, plan_dir
 

@@ -18,17 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from .folder import new_temp
-from .segment import SegmentFormatError, _open_read, write_table
+from ..files import new_temp
+from .segment import SegmentFormatError, open_read, write_table
 from .table import Row, Table, TableBuilder, check_table
 from .values import (
-    _B64_KINDS,
+    B64_KINDS,
     TEXT_KINDS,
-    _payload_from_json,
-    _payload_to_json,
+    ColumnKind,
+    K,
+    payload_from_json,
+    payload_to_json,
 )
 
-_JSON_NATIVE = frozenset(("int", "float", "bool", "str", "none", "json", "callable", "repr"))
+_JSON_NATIVE = frozenset((K.INT, K.FLOAT, K.BOOL, K.STR, K.NONE, K.JSON, K.CALLABLE, K.REPR))
 
 
 def _json_default(o: Any) -> Any:
@@ -48,12 +50,15 @@ def _leaves_to_json(leaves: list) -> list:
             break
     else:
         return leaves  # tuples encode as JSON lists: nothing to convert
-    return [(path, sig, _payload_to_json(sig[0], payload)) for path, sig, payload in leaves]
+    return [(path, sig, payload_to_json(sig[0], payload)) for path, sig, payload in leaves]
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (float,), "bool": (bool,), "none": (type(None),),
+_JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {
+    K.INT: (int,), K.FLOAT: (float,), K.BOOL: (bool,), K.NONE: (type(None),),
     **dict.fromkeys(TEXT_KINDS, (str,))}
+
+
+_LEAF_KINDS = {k.value: k for k in (*_JSON_TYPES, K.COMPLEX, K.ARRAY, *B64_KINDS)}
 
 
 def _leaves_from_json(leaves: Any) -> list:
@@ -69,13 +74,12 @@ def _leaves_from_json(leaves: Any) -> list:
                 or type(sig) is not list or len(sig) != 3
                 or not all(type(x) is str for x in sig)):
             raise ValueError(f"bad leaf path or signature {path!r} {sig!r}")
-        kind = sig[0]
-        if kind in _JSON_TYPES:
-            if type(payload) not in _JSON_TYPES[kind]:
-                raise ValueError(f"a {kind} leaf holds a {type(payload).__name__}")
-        elif kind not in ("complex", "array", *_B64_KINDS):
-            raise ValueError(f"unknown leaf kind {kind!r}")
-        out.append((tuple(path), tuple(sig), _payload_from_json(kind, payload)))
+        kind = _LEAF_KINDS.get(sig[0])
+        if kind is None:
+            raise ValueError(f"unknown leaf kind {sig[0]!r}")
+        if kind in _JSON_TYPES and type(payload) not in _JSON_TYPES[kind]:
+            raise ValueError(f"a {kind} leaf holds a {type(payload).__name__}")
+        out.append((tuple(path), (kind, sig[1], sig[2]), payload_from_json(kind, payload)))
     return out
 
 
@@ -222,7 +226,7 @@ def _journal_table(data: bytes, name: str) -> tuple[dict[str, Any], Table]:
 def read_journal(path: Path) -> Table:
     """The rows a journal holds so far (read-only; a partial last row is ignored); the
     table's attrs say the file and its owner (uid)."""
-    fd = _open_read(path)
+    fd = open_read(path)
     try:
         with os.fdopen(os.dup(fd), "rb") as f:
             table = _journal_table(f.read(), path.name)[1]
@@ -240,7 +244,7 @@ def recover_journals(folder: Path) -> list[Path]:
     never move into a file you own); those and damaged ones are left where they are,
     with a warning (the collector reads or reports them). Never raises for one journal.
     """
-    written = []
+    written: list[Path] = []
     try:
         names = [n for n in os.listdir(folder) if n.endswith(JOURNAL_SUFFIX)]
     except FileNotFoundError:
@@ -248,7 +252,7 @@ def recover_journals(folder: Path) -> list[Path]:
     for name in names:
         path = folder / name
         try:
-            fd = _open_read(path)
+            fd = open_read(path)
         except FileNotFoundError:
             continue
         except SegmentFormatError as exc:

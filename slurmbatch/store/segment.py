@@ -21,9 +21,9 @@ import h5py
 import numpy as np
 
 from ..contract import STATUS_NAMES
-from .folder import fsync_dir, new_temp
+from ..files import fsync_dir, new_temp
 from .table import SCALAR_DTYPE_KINDS, Column, Table, check_table
-from .values import SCALAR_KINDS, TAGGED
+from .values import SCALAR_KINDS, TAGGED, ColumnKind, K
 
 SEGMENT_FORMAT = "slurmbatch-segment"
 SEGMENT_VERSION = 3  # the newest written and read: json columns may hold tagged JSON
@@ -38,7 +38,7 @@ _STR = h5py.string_dtype("utf-8")
 _BYTES = h5py.vlen_dtype(np.uint8)
 
 
-def _open_read(path: Path) -> int:
+def open_read(path: Path) -> int:
     """A read-only descriptor of the regular file ``path`` (not through a symbolic link;
     never blocking on a planted FIFO); SegmentFormatError otherwise."""
     try:
@@ -100,7 +100,7 @@ def _write(f: h5py.File, t: Table) -> None:
     files is fast."""
     n = len(t)
     f.attrs["format"] = SEGMENT_FORMAT
-    tagged = any(c.kind == "json" and c.pytype == TAGGED for c in (*t.params, *t.values))
+    tagged = any(c.kind == K.JSON and c.pytype == TAGGED for c in (*t.params, *t.values))
     f.attrs["format_version"] = SEGMENT_VERSION if tagged else PLAIN_VERSION
     attrs = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
              for k, v in t.attrs.items()
@@ -131,20 +131,20 @@ def _write_column(f: h5py.File, name: str, col: Column) -> dict[str, Any]:
     """Datasets ``name`` (the data), ``name.rows``, ``name.offsets``, ``name.shapes``;
     returns the column's description for the info dataset."""
     kind = col.kind
-    desc: dict[str, Any] = {"path": list(col.path), "kind": kind, "pytype": col.pytype,
+    desc: dict[str, Any] = {"path": list(col.path), "kind": kind.value, "pytype": col.pytype,
                             "dtype": col.dtype, "rows": col.rows is not None}
     if col.rows is not None:
         f[f"{name}.rows"] = col.rows
-    if kind in ("str", "json", "callable", "repr") or (
-            kind in ("array", "ragged") and col.data.dtype == object):
+    if kind in (K.STR, K.JSON, K.CALLABLE, K.REPR) or (
+            kind in (K.ARRAY, K.RAGGED) and col.data.dtype == object):
         desc["text_bytes"] = _write_text(f, name, col.data)
-    elif kind in ("bytes", "pickle"):
+    elif kind in (K.BYTES, K.PICKLE):
         f.create_dataset(name, data=col.data, dtype=_BYTES)
-    elif kind == "object":
+    elif kind == K.OBJECT:
         raise ValueError("object columns exist only in memory")
     else:
         f[name] = col.data
-    if kind == "ragged":
+    if kind == K.RAGGED:
         f[f"{name}.offsets"] = col.offsets
         f[f"{name}.shapes"] = col.shapes
     return desc
@@ -193,7 +193,7 @@ class SegmentFormatError(Exception):
 
 def verify(path: Path) -> None:
     """Check a segment's size and CRC-32 against its header."""
-    fd = _open_read(path)
+    fd = open_read(path)
     try:
         _verify_fd(fd)
     finally:
@@ -234,7 +234,7 @@ def read_table(path: Path) -> Table:
     """Read a segment file (read-only; never unpickles) after checking its checksum and
     that its content is consistent; SegmentFormatError if not. The table's attrs say the
     file and its owner (uid) as the file system does, whatever the file claims."""
-    fd = _open_read(path)
+    fd = open_read(path)
     try:
         _verify_fd(fd)
         st = os.fstat(fd)
@@ -314,21 +314,25 @@ _DESC_TYPES = (("path", list), ("kind", str), ("pytype", str), ("dtype", str), (
 def _read_column_v2(f: h5py.File, name: str, desc: Mapping[str, Any]) -> Column:
     if type(desc) is not dict or not all(type(desc.get(k)) is t for k, t in _DESC_TYPES):
         raise SegmentFormatError(f"damaged content: column {name} is described wrongly")
-    kind = desc["kind"]
+    try:
+        kind = ColumnKind(desc["kind"])
+    except ValueError:
+        raise SegmentFormatError(f"damaged content: column {name} is of an unknown kind "
+                                 f"{desc['kind']!r}") from None
     col = Column(path=tuple(desc["path"]), kind=kind, pytype=desc["pytype"],
                  dtype=desc["dtype"])
     if desc["rows"]:
         col.rows = f[f"{name}.rows"][()]
     ds = f[name]
-    textual = kind in ("str", "json", "callable", "repr") or (
-        kind in ("array", "ragged") and col.dtype[1:2] == "U")
+    textual = kind in (K.STR, K.JSON, K.CALLABLE, K.REPR) or (
+        kind in (K.ARRAY, K.RAGGED) and col.dtype[1:2] == "U")
     col.data = _read_text(ds, desc.get("text_bytes", False)) if textual else ds[()]
     if kind in SCALAR_KINDS and col.data.dtype != SCALAR_KINDS[kind]:
         if col.data.dtype.kind not in SCALAR_DTYPE_KINDS[kind]:
             raise SegmentFormatError(f"damaged content: {kind} column {name} holds "
                                      f"{col.data.dtype} data")
         col.data = col.data.astype(SCALAR_KINDS[kind])
-    if kind == "ragged":
+    if kind == K.RAGGED:
         col.offsets = f[f"{name}.offsets"][()]
         col.shapes = f[f"{name}.shapes"][()]
     return col

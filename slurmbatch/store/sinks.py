@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..checks import check_int
 from ..contract import Record
 from ..errors import OptionError, StoreError
 from .journal import Journal, recover_journals, row_to_json
@@ -58,9 +59,8 @@ class JournalEncoder:
 
 
 def check_segment_options(rows: Any, seconds: Any) -> tuple[int, float]:
-    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 1:
-        raise OptionError(f"segment_rows={rows!r}: give a positive integer (default "
-                          f"{DEFAULT_SEGMENT_ROWS})")
+    check_int(rows, "segment_rows",
+              fix=f"give a positive integer (default {DEFAULT_SEGMENT_ROWS})")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not seconds > 0:
         raise OptionError(f"segment_seconds={seconds!r}: give a positive number of seconds "
                           f"(default {DEFAULT_SEGMENT_SECONDS})")
@@ -96,13 +96,14 @@ class SegmentWriter:
     def _new_builder(self) -> TableBuilder:
         return TableBuilder(host=self.host, allow_pickle=self.allow_pickle)
 
-    def _open(self) -> None:
+    def _open(self) -> Journal:
         self._name = (f"seg-{self.tag}-{self.host}-{os.getpid()}-{self._seq:05d}-"
                       f"{secrets.token_hex(3)}{SEGMENT_SUFFIX}")
         self._seq += 1
         self._attrs = {**self.attrs, "pid": os.getpid(), "tag": self.tag}
         self._journal = Journal.create(self.folder, self._name, self.host, self._attrs)
         self._opened = time.monotonic()
+        return self._journal
 
     def encoder(self) -> JournalEncoder:
         return JournalEncoder(self.allow_pickle)
@@ -112,10 +113,9 @@ class SegmentWriter:
 
     def add_encoded(self, row: Row, entry: bytes | None) -> Row:
         try:
-            if self._journal is None:
-                self._open()
+            journal = self._journal if self._journal is not None else self._open()
             self._builder.append(row)
-            self._journal.write(entry if entry is not None else row_to_json(row))
+            journal.write(entry if entry is not None else row_to_json(row))
         except OSError as exc:
             raise self._failed(exc) from exc
         if len(self._builder) >= self.rows:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import json.scanner
 import pickle
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,12 +30,16 @@ from .values import (
     SCALAR_KINDS,
     TAGGED,
     TEXT_KINDS,
+    ColumnKind,
     LeafEncoder,
+    Signature,
     Unstorable,
-    _json_value,
-    _untree,
     flatten,
+    json_value,
+    untree,
 )
+
+K = ColumnKind
 
 
 @dataclass(eq=False)
@@ -42,7 +47,7 @@ class Column:
     """One typed column: ``data[k]`` is the value of row ``rows[k]`` (all rows if None)."""
 
     path: tuple[str, ...]
-    kind: str
+    kind: ColumnKind
     pytype: str = ""
     rows: np.ndarray | None = None
     data: Any = None
@@ -57,9 +62,16 @@ class Column:
     def __len__(self) -> int:
         if self.rows is not None:
             return len(self.rows)
-        if self.kind == "ragged":
-            return len(self.offsets) - 1
+        if self.kind == K.RAGGED:
+            return len(self.ragged()[0]) - 1
         return len(self.data)
+
+    def ragged(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(offsets, shapes)`` of a ragged column: row k is ``data[offsets[k]:offsets[k+1]]``
+        in shape ``shapes[k]``."""
+        if self.offsets is None or self.shapes is None:
+            raise ValueError(f"{self.kind} column {self.name!r} has no offsets and shapes")
+        return self.offsets, self.shapes
 
     def position(self, row: int) -> int | None:
         """Index into this column of table row ``row``, or None if the row has no value."""
@@ -75,21 +87,22 @@ class Column:
         kind = self.kind
         if kind in SCALAR_KINDS:
             return self.data[k].item()
-        if kind == "none":
+        if kind == K.NONE:
             return None
-        if kind in ("str", "callable", "repr"):
+        if kind in (K.STR, K.CALLABLE, K.REPR):
             return self.data[k]
-        if kind == "json":
+        if kind == K.JSON:
             value = json.loads(self.data[k])
-            return _untree(value) if self.pytype == TAGGED else value
-        if kind == "bytes":
+            return untree(value) if self.pytype == TAGGED else value
+        if kind == K.BYTES:
             return bytes(np.asarray(self.data[k], dtype=np.uint8))
-        if kind == "array":
+        if kind == K.ARRAY:
             return _as_pytype(self.data[k], self.pytype, self.dtype)
-        if kind == "ragged":
-            flat = self.data[self.offsets[k]:self.offsets[k + 1]]
-            return _as_pytype(flat.reshape(tuple(self.shapes[k])), self.pytype, self.dtype)
-        if kind == "pickle":
+        if kind == K.RAGGED:
+            offsets, shapes = self.ragged()
+            flat = self.data[offsets[k]:offsets[k + 1]]
+            return _as_pytype(flat.reshape(tuple(shapes[k])), self.pytype, self.dtype)
+        if kind == K.PICKLE:
             if not allow_pickle:
                 raise ResultError(
                     f"{self.name!r} holds a pickled value, and unpickling runs code from the "
@@ -101,7 +114,7 @@ class Column:
                 raise ResultError(
                     f"{self.name!r} holds a pickled value that could not be unpickled here: "
                     f"{type(exc).__name__}: {exc} (is the class it needs importable?)") from None
-        if kind == "object":
+        if kind == K.OBJECT:
             return self.data[k]
         raise ValueError(f"unknown column kind {kind!r}")
 
@@ -109,12 +122,25 @@ class Column:
         """All values of this column, in row order (numeric kinds stay numeric)."""
         if self.kind in SCALAR_KINDS:
             return self.data
-        if self.kind in ("str", "callable", "repr", "object") and isinstance(self.data, np.ndarray):
+        if self.kind in (K.STR, K.CALLABLE, K.REPR, K.OBJECT) and isinstance(self.data, np.ndarray):
             return self.data
         out = np.empty(len(self), dtype=object)
         for k in range(len(out)):
             out[k] = self.value_at(k, allow_pickle=allow_pickle)
         return out
+
+
+Group = Literal["params", "values"]
+PICKLED = "<pickled: read with allow_pickle=True>"
+
+
+@dataclass(eq=False)
+class Decoded:
+    """What readers decoded of one table, kept with it."""
+
+    frames: dict[tuple[Group, bool | None], dict[str, np.ndarray]] = field(default_factory=dict)
+    int_names: dict[Group, frozenset[str]] = field(default_factory=dict)
+    presence: dict[tuple[Group, str], np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -137,10 +163,49 @@ class Table:
     params: list[Column]
     values: list[Column]
     attrs: dict[str, Any] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict, repr=False)  # decoded views, by reader
+    _decoded: Decoded = field(default_factory=lambda: Decoded(), repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def columns(self, group: Group) -> list[Column]:
+        """The columns of ``group``: 'params' or 'values'."""
+        return self.params if group == "params" else self.values
+
+    def decoded(self, group: Group, allow_pickle: bool | None) -> dict[str, np.ndarray]:
+        """Each name of ``group`` as an array over all rows (NaN where a row has no value;
+        numeric kinds stay numeric). Pickled values show as ``PICKLED`` unless
+        ``allow_pickle`` (False also warns; None: refused, already said why). Decoded
+        once per table: tables never change once made."""
+        key = (group, allow_pickle)
+        hit = self._decoded.frames.get(key)
+        if hit is None:
+            hit = self._decoded.frames[key] = _decode(self.columns(group), len(self),
+                                                      allow_pickle)
+        return hit
+
+    def int_names(self, group: Group) -> frozenset[str]:
+        """The names of ``group`` whose only column holds ints (shown as ints where every
+        row shown has one)."""
+        hit = self._decoded.int_names.get(group)
+        if hit is None:
+            kinds: dict[str, list[ColumnKind]] = {}
+            for col in self.columns(group):
+                kinds.setdefault(col.name, []).append(col.kind)
+            hit = frozenset(k for k, v in kinds.items() if v == [K.INT])
+            self._decoded.int_names[group] = hit
+        return hit
+
+    def presence(self, group: Group, name: str) -> np.ndarray:
+        """Which rows hold a value for ``name`` in ``group`` (saved, even if NaN)."""
+        hit = self._decoded.presence.get((group, name))
+        if hit is None:
+            hit = np.zeros(len(self), dtype=bool)
+            for col in self.columns(group):
+                if col.name == name:
+                    hit[col.rows if col.rows is not None else slice(None)] = True
+            self._decoded.presence[(group, name)] = hit
+        return hit
 
     def value(self, row: int, *, allow_pickle: bool = False) -> Any:
         """The result of ``row`` as the run returned it (dicts rebuilt from key paths)."""
@@ -159,6 +224,62 @@ class Table:
     def parameters(self, row: int) -> dict[str, Any]:
         """The parameters of ``row`` (callables come back as their qualified names)."""
         return _rebuild(self.params, row, False)
+
+
+def _full(col: Column, n: int, allow_pickle: bool | None) -> np.ndarray:
+    """The column as a length-``n`` array; rows without a value hold NaN.
+    ``allow_pickle=None``: refused for the file's owner (already warned)."""
+    if col.kind == K.PICKLE and not allow_pickle:
+        if allow_pickle is not None:
+            warnings.warn(f"column {col.name!r} holds pickled values, shown as {PICKLED!r}: "
+                          "pass allow_pickle=True to read them (only for files you trust)",
+                          stacklevel=5)
+        vals = np.full(len(col), PICKLED, dtype=object)
+        if col.rows is None:
+            return vals
+        out = np.full(n, np.nan, dtype=object)
+        out[col.rows] = vals
+        return out
+    if col.kind in SCALAR_KINDS and col.kind != K.COMPLEX:
+        if col.rows is None:
+            return col.data
+        if col.kind == K.FLOAT or (col.kind == K.INT and float_exact(col.data)):
+            out = np.full(n, np.nan)
+            out[col.rows] = col.data
+            return out
+    vals = col.values(allow_pickle=bool(allow_pickle))
+    if col.rows is None:
+        return vals.astype(object) if vals.dtype != object else vals
+    out = np.full(n, np.nan, dtype=object)
+    out[col.rows] = vals
+    return out
+
+
+def float_exact(ints: np.ndarray) -> bool:
+    """Do these ints survive a float column (the NaN of missing rows)? Beyond 2**53 they
+    would not: such a column is shown as objects, exact ints and NaN."""
+    return not ints.size or bool(((ints >= -2**53) & (ints <= 2**53)).all())
+
+
+def _decode(columns: list[Column], n: int, allow_pickle: bool | None
+            ) -> dict[str, np.ndarray]:
+    by_name: dict[str, list[Column]] = {}
+    for col in columns:
+        by_name.setdefault(col.name, []).append(col)
+    out: dict[str, np.ndarray] = {}
+    for name, cols in by_name.items():
+        if len(cols) == 1:
+            out[name] = _full(cols[0], n, allow_pickle)
+            continue
+        # one path in several kinds (e.g. None and int): one object column of exact values
+        merged = np.full(n, np.nan, dtype=object)
+        for col in cols:
+            vals = (np.full(len(col), PICKLED, dtype=object)
+                    if col.kind == K.PICKLE and not allow_pickle
+                    else col.values(allow_pickle=bool(allow_pickle)))
+            merged[col.rows if col.rows is not None else slice(None)] = vals
+        out[name] = merged
+    return out
 
 
 def _rebuild(columns: list[Column], row: int, allow_pickle: bool) -> dict[str, Any]:
@@ -205,27 +326,27 @@ class ColumnBuilder:
                 for (path, sig), (rows, payloads) in self._groups.items()]
 
 
-def _build_column(path: tuple[str, ...], sig: tuple[str, str, str], rows: list[int],
+def _build_column(path: tuple[str, ...], sig: Signature, rows: list[int],
                   payloads: list[Any], n: int) -> Column:
     kind, pytype, dtype = sig
     row_arr = None if len(rows) == n else np.asarray(rows, dtype=np.int64)
     col = Column(path=path, kind=kind, pytype=pytype, rows=row_arr)
     if kind in SCALAR_KINDS:
         col.data = np.asarray(payloads, dtype=SCALAR_KINDS[kind])
-    elif kind in TEXT_KINDS or kind == "object":
+    elif kind in TEXT_KINDS or kind == K.OBJECT:
         col.data = _object_array(payloads)
-    elif kind in ("bytes", "pickle"):
+    elif kind in (K.BYTES, K.PICKLE):
         col.data = _object_array(payloads)
-    elif kind == "none":
+    elif kind == K.NONE:
         col.data = np.zeros(len(payloads), dtype=np.uint8)
-    elif kind == "array":
+    elif kind == K.ARRAY:
         base = dtype.split("/")[0]
         col.dtype = base
         if len({p.shape for p in payloads}) == 1:
             stacked = np.stack(payloads)
             col.data = stacked.astype(object) if base[1] == "U" else stacked
         else:
-            col.kind = "ragged"
+            col.kind = K.RAGGED
             flat = [np.ravel(p) for p in payloads]
             if base[1] == "U":
                 flat = [f.astype(object) for f in flat]
@@ -273,7 +394,8 @@ class RowEncoder:
 
     def __call__(self, rec: Record) -> Row:
         """The record's encoded row; a value that cannot be stored makes it a failure."""
-        form, leaves = FORM_NONE, []
+        form: int = FORM_NONE
+        leaves: list[tuple[tuple[str, ...], Signature, Any]] = []
         status, error = rec.status, rec.error
         if status == DONE:
             try:
@@ -381,8 +503,9 @@ def _codes(tables: list[Table], names_of: str, codes_of: str) -> tuple[list[str]
 
 def _ragged_parts(col: Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(flat data, sizes, shapes) of an array or ragged column."""
-    if col.kind == "ragged":
-        return col.data, np.diff(col.offsets), col.shapes
+    if col.kind == K.RAGGED:
+        offsets, shapes = col.ragged()
+        return col.data, np.diff(offsets), shapes
     m = len(col.data)
     inner = col.data.shape[1:]
     shapes = np.tile(np.asarray(inner, dtype=np.int64), (m, 1)).reshape(m, len(inner))
@@ -399,12 +522,12 @@ def _concat_columns(members: list[tuple[int, int, Column]], total: int) -> Colum
     col = Column(path=first.path, kind=first.kind, pytype=first.pytype,
                  rows=None if len(rows) == total else rows, dtype=first.dtype)
     cols = [c for _, _, c in members]
-    if first.kind in ("array", "ragged"):
-        if all(c.kind == "array" for c in cols) and len({c.data.shape[1:] for c in cols}) == 1:
-            col.kind, col.data = "array", np.concatenate([c.data for c in cols])
+    if first.kind in (K.ARRAY, K.RAGGED):
+        if all(c.kind == K.ARRAY for c in cols) and len({c.data.shape[1:] for c in cols}) == 1:
+            col.kind, col.data = K.ARRAY, np.concatenate([c.data for c in cols])
         else:
             parts = [_ragged_parts(c) for c in cols]
-            col.kind = "ragged"
+            col.kind = K.RAGGED
             col.data = np.concatenate([p[0] for p in parts])
             col.offsets = np.concatenate(([0], np.cumsum(np.concatenate([p[1] for p in parts]))))
             col.shapes = np.concatenate([p[2] for p in parts])
@@ -418,9 +541,9 @@ def _merge_columns(tables: list[Table], which: str, offsets: list[int], total: i
     for t, off in zip(tables, offsets):
         for c in getattr(t, which):
             kind, ndim = c.kind, -1
-            if kind == "ragged":
-                kind, ndim = "array", c.shapes.shape[1]
-            elif kind == "array":
+            if kind == K.RAGGED:
+                kind, ndim = K.ARRAY, c.shapes.shape[1]
+            elif kind == K.ARRAY:
                 ndim = c.data.ndim - 1
             key = (c.path, kind, c.pytype, c.dtype, ndim)
             groups.setdefault(key, []).append((off, len(t), c))
@@ -452,10 +575,10 @@ def concat_tables(tables: list[Table], attrs: Mapping[str, Any] | None = None) -
 
 
 # ----------------------------------------------------------------------------- checking
-_KINDS = frozenset((*SCALAR_KINDS, "none", *TEXT_KINDS, "bytes", "pickle", "array", "ragged"))
-_PYTYPES = {"array": ("", "list", "tuple"), "ragged": ("", "list", "tuple"),
-            "json": ("", TAGGED)}
-SCALAR_DTYPE_KINDS = {"int": "iu", "float": "f", "bool": "b", "complex": "c"}
+_KINDS = frozenset((*SCALAR_KINDS, K.NONE, *TEXT_KINDS, K.BYTES, K.PICKLE, K.ARRAY, K.RAGGED))
+_PYTYPES = {K.ARRAY: ("", "list", "tuple"), K.RAGGED: ("", "list", "tuple"),
+            K.JSON: ("", TAGGED)}
+SCALAR_DTYPE_KINDS = {K.INT: "iu", K.FLOAT: "f", K.BOOL: "b", K.COMPLEX: "c"}
 
 
 def check_table(t: Table) -> None:
@@ -529,7 +652,7 @@ def _check_column(col: Column, n: int) -> np.ndarray:
     if not isinstance(data, np.ndarray) or data.ndim < 1:
         raise ValueError("no data array")
     kind = col.kind
-    if kind == "ragged":
+    if kind == K.RAGGED:
         off, shapes = col.offsets, col.shapes
         if (not isinstance(off, np.ndarray) or not isinstance(shapes, np.ndarray)
                 or off.shape != (m + 1,) or shapes.ndim != 2 or shapes.shape[0] != m
@@ -538,26 +661,26 @@ def _check_column(col: Column, n: int) -> np.ndarray:
                 or (shapes < 0).any()
                 or not np.array_equal(np.diff(off), np.prod(shapes, axis=1))):
             raise ValueError("offsets and shapes do not fit its data")
-    elif len(data) != m or (kind != "array" and data.ndim != 1):
+    elif len(data) != m or (kind != K.ARRAY and data.ndim != 1):
         raise ValueError(f"{len(data)} values for {m} rows")
     if kind in SCALAR_DTYPE_KINDS and data.dtype.kind not in SCALAR_DTYPE_KINDS[kind]:
         raise ValueError(f"data of dtype {data.dtype}")
     flat = data.ravel() if data.dtype == object else None
-    if kind in TEXT_KINDS or (kind in ("array", "ragged") and col.dtype[1:2] == "U"):
+    if kind in TEXT_KINDS or (kind in (K.ARRAY, K.RAGGED) and col.dtype[1:2] == "U"):
         if flat is None or not all(type(x) is str for x in flat):
             raise ValueError("text that is not strings")
-    elif kind in ("array", "ragged"):
+    elif kind in (K.ARRAY, K.RAGGED):
         dt = np.dtype(col.dtype)
         same = data.dtype.kind == dt.kind if dt.kind == "S" else data.dtype == dt  # any width
         if dt.kind not in ARRAY_KINDS or dt.fields is not None or not same:
             raise ValueError(f"data of dtype {data.dtype} in a column of dtype {col.dtype!r}")
-    elif kind in ("bytes", "pickle") and (flat is None or not all(
+    elif kind in (K.BYTES, K.PICKLE) and (flat is None or not all(
             isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 1 for x in flat)):
         raise ValueError("bytes that are not byte arrays")
-    if kind == "json":
+    if kind == K.JSON:
         tagged = col.pytype == TAGGED
         for text in flat:  # type: ignore[union-attr]
-            value = _json_value(text)
+            value = json_value(text)
             if tagged:
-                _untree(value)
+                untree(value)
     return rows

@@ -8,19 +8,44 @@ import base64
 import json
 import json.scanner
 import pickle
-from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from ..contract import column_clash
 from ..ids import callable_name
+
+
+class ColumnKind(StrEnum):
+    """What a column's values are stored as: its ``kind`` in a segment file (the value is
+    the name written there, see docs/format.md)."""
+
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    COMPLEX = "complex"
+    STR = "str"
+    JSON = "json"  # nested data as JSON text (tagged where JSON has no word for it)
+    CALLABLE = "callable"  # a parameter's function, as its qualified name
+    REPR = "repr"  # a parameter nothing else holds, as its repr
+    NONE = "none"
+    BYTES = "bytes"
+    PICKLE = "pickle"  # only with pickle_results=True
+    ARRAY = "array"  # numpy arrays of one shape, stacked
+    RAGGED = "ragged"  # numpy arrays of different shapes, flattened with offsets
+    OBJECT = "object"  # in memory only (saveresult=False): the value itself
+
+
+K = ColumnKind
+Signature = tuple[ColumnKind, str, str]  # (kind, pytype, dtype) of one leaf
 
 FORM_NONE = 0  # no result (failed, or the run returned None)
 FORM_DICT = 1  # a dict with string keys: leaves under their key paths
 FORM_VALUE = 2  # any other value, stored at the empty path ()
 
-SCALAR_KINDS = {"int": np.int64, "float": np.float64, "bool": np.bool_, "complex": np.complex128}
-TEXT_KINDS = ("str", "json", "callable", "repr")
+SCALAR_KINDS = {K.INT: np.int64, K.FLOAT: np.float64, K.BOOL: np.bool_, K.COMPLEX: np.complex128}
+TEXT_KINDS = (K.STR, K.JSON, K.CALLABLE, K.REPR)
 RESULT_COLUMN = "result"  # display name of the empty path
 
 
@@ -32,25 +57,25 @@ class Unstorable(Exception):
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
-def _scalar_kind(v: Any) -> str | None:
+def _scalar_kind(v: Any) -> ColumnKind | None:
     t = type(v)
     if t is bool or t is np.bool_:
-        return "bool"
+        return K.BOOL
     if isinstance(v, _INEXACT):  # no exact native form (see _unstorable_numpy)
         return None
     if t is int or isinstance(v, np.integer):
-        return "int" if _INT_MIN <= v <= _INT_MAX else None
+        return K.INT if _INT_MIN <= v <= _INT_MAX else None
     if t is float or isinstance(v, np.floating):
-        return "float"
+        return K.FLOAT
     if t is str or t is np.str_:
-        return "str"
+        return K.STR
     if t is complex or isinstance(v, np.complexfloating):
-        return "complex"
+        return K.COMPLEX
     return None
 
 
-_LIST_DTYPES = {"int": np.int64, "float": np.float64, "bool": np.bool_, "str": object,
-                "complex": np.complex128}
+_LIST_DTYPES = {K.INT: np.int64, K.FLOAT: np.float64, K.BOOL: np.bool_, K.STR: object,
+                K.COMPLEX: np.complex128}
 
 
 TAGGED = "tagged"  # pytype of a json column whose text uses the tags below
@@ -95,7 +120,7 @@ class _Tree:
         if isinstance(v, complex | np.complexfloating):
             return self._tag(_COMPLEX, [float(v.real), float(v.imag)])
         if _is_plain_array(v):
-            return self._tag(_ARRAY, _payload_to_json("array", v))
+            return self._tag(_ARRAY, payload_to_json(K.ARRAY, v))
         if isinstance(v, bytes):
             return self._tag(_BYTES, base64.b64encode(v).decode())
         raise Unstorable(f"a {t.__name__} inside it has no native form")
@@ -156,33 +181,33 @@ def _time_hint(dtype: np.dtype) -> str:
     return ""
 
 
-def _untree(node: Any) -> Any:
+def untree(node: Any) -> Any:
     """The value ``_Tree`` encoded (from its parsed JSON); ValueError if a tag's payload
     is not what ``_Tree`` writes."""
     t = type(node)
     if t is list:
-        return [_untree(x) for x in node]
+        return [untree(x) for x in node]
     if t is not dict:
         return node
     if len(node) == 1:
         ((tag, x),) = node.items()
         if tag in _TAGS:
             return _untag(tag, x)
-    return {k: _untree(y) for k, y in node.items()}
+    return {k: untree(y) for k, y in node.items()}
 
 
 def _untag(tag: str, x: Any) -> Any:
     if tag == _TUPLE and type(x) is list:
-        return tuple(_untree(y) for y in x)
+        return tuple(untree(y) for y in x)
     if tag == _ARRAY:
-        return np.array(_payload_from_json("array", x))
+        return np.array(payload_from_json(K.ARRAY, x))
     if tag == _BYTES and type(x) is str:
         return _b64(x)
     if tag == _COMPLEX and type(x) is list and len(x) == 2 and all(
             type(y) in (int, float) for y in x):
         return complex(x[0], x[1])
     if tag == _DICT and type(x) is dict:
-        return {k: _untree(y) for k, y in x.items()}
+        return {k: untree(y) for k, y in x.items()}
     raise ValueError(f"bad tagged value: {tag} of a {type(x).__name__}")
 
 
@@ -192,8 +217,8 @@ def _b64(text: Any) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-_FAST_SIGS = {float: ("float", "", ""), str: ("str", "", ""), bool: ("bool", "", ""),
-              int: ("int", "", "")}
+_FAST_SIGS = {float: (K.FLOAT, "", ""), str: (K.STR, "", ""), bool: (K.BOOL, "", ""),
+              int: (K.INT, "", "")}
 
 
 class LeafEncoder:
@@ -205,7 +230,7 @@ class LeafEncoder:
         self.keep_objects = keep_objects
         self.callables_as_names = callables_as_names
 
-    def leaf(self, v: Any) -> tuple[tuple[str, str, str], Any]:
+    def leaf(self, v: Any) -> tuple[Signature, Any]:
         """``((kind, pytype, dtype), payload)`` for one leaf value."""
         t = type(v)
         if t is float or t is str or t is bool:
@@ -213,52 +238,52 @@ class LeafEncoder:
         if t is int and _INT_MIN <= v <= _INT_MAX:
             return _FAST_SIGS[t], v
         if v is None:
-            return ("none", "", ""), None
+            return (K.NONE, "", ""), None
         sk = _scalar_kind(v)
         if sk is not None:
-            if sk == "str":
-                return ("str", "", ""), str(v)
-            if sk == "complex":
-                return ("complex", "", ""), complex(v)
+            if sk == K.STR:
+                return (K.STR, "", ""), str(v)
+            if sk == K.COMPLEX:
+                return (K.COMPLEX, "", ""), complex(v)
             return (sk, "", ""), v
         t = type(v)
         odd = _unstorable_numpy(v)
         if odd is not None:
             return self._fallback(v, odd)
         if isinstance(v, np.integer):  # beyond int64, e.g. a large uint64
-            return ("json", "", ""), json.dumps(int(v))
+            return (K.JSON, "", ""), json.dumps(int(v))
         if t is bytes or t is np.bytes_:
-            return ("bytes", "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
+            return (K.BYTES, "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
         if _is_plain_array(v):
             dt = v.dtype.str if v.dtype.kind not in "US" else v.dtype.str[:2]
-            return ("array", "", f"{dt}/{v.ndim}"), v
+            return (K.ARRAY, "", f"{dt}/{v.ndim}"), v
         if t is list or t is tuple:
             if v:
                 kinds = {_scalar_kind(x) for x in v}
-                if len(kinds) == 1 and None not in kinds:
-                    (k,) = kinds
-                    if k == "str":  # object, not numpy's U dtype, which drops trailing NULs
+                k = kinds.pop() if len(kinds) == 1 else None
+                if k is not None:
+                    if k == K.STR:  # object, not numpy's U dtype, which drops trailing NULs
                         arr = np.empty(len(v), dtype=object)
                         arr[:] = [str(x) for x in v]
                     else:
                         arr = np.array(v, dtype=_LIST_DTYPES[k])
-                    dt = arr.dtype.str if k != "str" else "<U"
-                    return ("array", t.__name__, f"{dt}/1"), arr
+                    dt = arr.dtype.str if k != K.STR else "<U"
+                    return (K.ARRAY, t.__name__, f"{dt}/1"), arr
             return self._json(v)
         if t is int:  # beyond int64
             if not -_HUGE_INT < v < _HUGE_INT:
                 return self._fallback(v, "an int of over 4000 digits (no JSON holds it: "
                                          "return str(n))")
-            return ("json", "", ""), json.dumps(v)
+            return (K.JSON, "", ""), json.dumps(v)
         if isinstance(v, dict):
             return self._json(v)
         if isinstance(v, int | float | str):  # IntEnum, StrEnum, ...: as their base type
             return self.leaf(_Tree()(v))
         if self.callables_as_names and callable(v):
-            return ("callable", "", ""), callable_name(v) or repr(v)
+            return (K.CALLABLE, "", ""), callable_name(v) or repr(v)
         return self._fallback(v, f"a value of type {t.__name__}")
 
-    def _json(self, v: Any) -> tuple[tuple[str, str, str], Any]:
+    def _json(self, v: Any) -> tuple[Signature, Any]:
         tree = _Tree()
         try:
             text = json.dumps(tree(v))
@@ -266,20 +291,20 @@ class LeafEncoder:
             return self._fallback(v, f"a {type(v).__name__} nested too deeply")
         except (Unstorable, TypeError, ValueError) as exc:
             return self._fallback(v, f"a {type(v).__name__} that is not plain data ({exc})")
-        return ("json", TAGGED if tree.tagged else "", ""), text
+        return (K.JSON, TAGGED if tree.tagged else "", ""), text
 
-    def _fallback(self, v: Any, what: str) -> tuple[tuple[str, str, str], Any]:
+    def _fallback(self, v: Any, what: str) -> tuple[Signature, Any]:
         if self.keep_objects:
-            return ("object", "", ""), v
+            return (K.OBJECT, "", ""), v
         if self.callables_as_names:
-            return ("repr", "", ""), repr(v)
+            return (K.REPR, "", ""), repr(v)
         if self.allow_pickle:
             try:
                 data = pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:
                 raise Unstorable(f"{what} cannot be pickled either: {exc}; return plain data "
                                  "(numbers, strings, arrays, lists, dicts) instead") from None
-            return ("pickle", "", ""), np.frombuffer(data, dtype=np.uint8)
+            return (K.PICKLE, "", ""), np.frombuffer(data, dtype=np.uint8)
         raise Unstorable(
             f"{what} has no native HDF5 form; return numbers, strings, numpy arrays, or "
             "lists/dicts of them, or opt in to pickled results with pickle_results=True")
@@ -301,39 +326,6 @@ def flatten(value: Any, enc: LeafEncoder) -> tuple[int, list[tuple[tuple[str, ..
     return FORM_VALUE, [((), sig, payload)]
 
 
-def column_clash(paths: Iterable[tuple[str, ...]]) -> str | None:
-    """Why two key paths would share one column name (``'a.b'`` and ``'a' -> 'b'``), or
-    None: columns are named by their dotted path."""
-    seen: dict[str, tuple[str, ...]] = {}
-    for path in paths:
-        name = ".".join(path)
-        other = seen.setdefault(name, path)
-        if other != path:
-            show = " -> ".join(map(repr, other)), " -> ".join(map(repr, path))
-            return (f"keys {show[0]} and {show[1]} would both be column {name!r}: rename "
-                    "one of them (column names are the keys joined by '.')")
-    return None
-
-
-def key_clash(d: Mapping[str, Any]) -> str | None:
-    """``column_clash`` of the key paths a dict of parameters or results is stored under."""
-    paths: list[tuple[str, ...]] = []
-    dotted = False
-
-    def walk(node: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
-        nonlocal dotted
-        for k, v in node.items():
-            path = (*prefix, k)
-            dotted = dotted or (isinstance(k, str) and "." in k)
-            if type(v) is dict and v and all(type(kk) is str for kk in v):
-                walk(v, path)
-            else:
-                paths.append(path)
-
-    walk(d, ())
-    return column_clash(paths) if dotted else None
-
-
 def _flatten_dict(d: dict, prefix: tuple[str, ...], enc: LeafEncoder, out: list) -> None:
     leaf = enc.leaf
     for k, v in d.items():
@@ -349,33 +341,33 @@ def _flatten_dict(d: dict, prefix: tuple[str, ...], enc: LeafEncoder, out: list)
 
 
 # ----------------------------------------------------------------------------- rows as JSON
-_B64_KINDS = ("bytes", "pickle")
+B64_KINDS = (K.BYTES, K.PICKLE)
 
 
-def _payload_to_json(kind: str, p: Any) -> Any:
-    if kind == "complex":
+def payload_to_json(kind: ColumnKind, p: Any) -> Any:
+    if kind == K.COMPLEX:
         return [p.real, p.imag]
-    if kind in _B64_KINDS:
+    if kind in B64_KINDS:
         return base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()
-    if kind == "array":
+    if kind == K.ARRAY:
         if p.dtype == object:
             return {"d": "O", "s": list(p.shape), "v": p.ravel().tolist()}
         return {"d": p.dtype.str, "s": list(p.shape),
                 "b": base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()}
-    if kind == "object":
+    if kind == K.OBJECT:
         raise ValueError("object payloads exist only in memory")
     return p
 
 
-def _payload_from_json(kind: str, p: Any) -> Any:
-    """A payload that ``_payload_to_json`` wrote; ValueError (or TypeError) otherwise."""
-    if kind == "complex":
+def payload_from_json(kind: ColumnKind, p: Any) -> Any:
+    """A payload that ``payload_to_json`` wrote; ValueError (or TypeError) otherwise."""
+    if kind == K.COMPLEX:
         if type(p) is not list or len(p) != 2:
             raise ValueError(f"complex value {p!r} is not a [real, imag] pair")
         return complex(p[0], p[1])
-    if kind in _B64_KINDS:
+    if kind in B64_KINDS:
         return np.frombuffer(_b64(p), dtype=np.uint8)
-    if kind == "array":
+    if kind == K.ARRAY:
         if type(p) is not dict or set(p) not in ({"d", "s", "b"}, {"d", "s", "v"}):
             raise ValueError("bad array payload")
         shape = p["s"]
@@ -394,10 +386,10 @@ def _payload_from_json(kind: str, p: Any) -> Any:
     return p
 
 
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined,arg-type]
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def _json_value(text: str) -> Any:
+def json_value(text: str) -> Any:
     """``json.loads(text)``, faster for what json.dumps writes (no surrounding spaces)."""
     try:
         value, end = _SCAN(text, 0)

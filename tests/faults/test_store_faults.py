@@ -126,7 +126,7 @@ def test_results_file_system_full(tmp_path: Path, small_fs: Path) -> None:
 # -- 9. two collectors and a writer at once ----------------------------------------------------
 COLLECTOR = '''
 import pandas as pd
-from slurmbatch.collect import Collector, collect
+from slurmbatch.collector import Collector, collect
 root, stop = sys.argv[1], sys.argv[2]
 rounds = 0
 while True:

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import StoreError
+from .files import open_own_file
 from .results import Results
-from .store.folder import BatchFolder, open_own_file
+from .store.folder import BatchFolder
 from .store.journal import JOURNAL_SUFFIX, read_journal, recover_journals
 from .store.segment import SEGMENT_SUFFIX, read_table, write_table
 from .store.table import Table, concat_tables

@@ -23,11 +23,13 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from typing import Any
 
-from .contract import Experiment, Outcome, Record
+from ..contract import Experiment, Outcome, Record
+from ..store.sinks import Encoded
 from .execute import execute_chunk, failure, to_records
-from .store.sinks import Encoded
 
 _CHUNK_DONE = "c"
 _LANE_ERROR = "e"  # (tag, traceback): the lane stops because of an exception of its own
@@ -96,16 +98,16 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
                     encoded = [encode(rec) for rec in to_records(exp, out, lane)]
                 except Exception as exc:  # a value the store's encoder chokes on
                     out = failure(f"ResultError: the result cannot be stored: "
-                                  f"{type(exc).__name__}: {exc}", out[3])
+                                  f"{type(exc).__name__}: {exc}", out.started)
                     encoded = [encode(rec) for rec in to_records(exp, out, lane)]
                 try:
-                    data = pickle.dumps((pos, ([], *out[1:]), encoded),
+                    data = pickle.dumps((pos, out._replace(rows=[]), encoded),
                                         protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as exc:  # the value cannot be pickled back to the parent
                     data = pickle.dumps((pos, failure(
                         f"ResultError: the result cannot be sent from the lane process to the "
                         f"writer: {type(exc).__name__}: {exc}; return plain data "
-                        f"(numbers, strings, arrays, lists, dicts)", out[3]), None))
+                        f"(numbers, strings, arrays, lists, dicts)", out.started), None))
                 conn.send_bytes(data)
             conn.send_bytes(pickle.dumps(_CHUNK_DONE))
     except (EOFError, BrokenPipeError, ConnectionResetError):
@@ -146,6 +148,8 @@ def _death(code: int | None, error: str) -> str:
 
 class _Lane:
     __slots__ = ("chunks", "conn", "env", "error", "inflight", "number", "proc", "stopping")
+    proc: BaseProcess  # set when the lane is started
+    conn: Connection
 
     def __init__(self, number: int, env: Mapping[str, str]) -> None:
         self.number = number
@@ -164,8 +168,9 @@ class LanePool:
         self.experiments = experiments
         self.encode = encode
         self.envs = list(envs) or [{}]
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        self._ctx = mp.get_context(method)
+        self._ctx: ForkContext | SpawnContext = (
+            mp.get_context("fork") if "fork" in mp.get_all_start_methods()
+            else mp.get_context("spawn"))
         self._pending: deque[int] = deque(range(len(experiments)))
         self._live: dict[Connection, _Lane] = {}
 

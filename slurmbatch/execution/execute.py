@@ -9,12 +9,12 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .contract import DONE, FAILED, Experiment, Outcome, Record
+from ..contract import DONE, FAILED, Experiment, GroupTarget, Outcome, Record
 
 
 def execute(exp: Experiment) -> Outcome:
     """Run one experiment; never raises except for KeyboardInterrupt."""
-    if hasattr(exp.target, "execute_group"):
+    if isinstance(exp.target, GroupTarget):
         return exp.target.execute_group([exp])[0]
     rows: list[tuple[int, Any]] = []
     started = time.time()
@@ -27,7 +27,7 @@ def execute(exp: Experiment) -> Outcome:
         raise
     except BaseException:  # SystemExit from user code is a failure too
         status, error = FAILED, traceback.format_exc()
-    return rows, status, error, started, time.time(), time.perf_counter() - t0
+    return Outcome(rows, status, error, started, time.time(), time.perf_counter() - t0)
 
 
 def execute_chunk(experiments: Sequence[Experiment], positions: Sequence[int]
@@ -37,25 +37,28 @@ def execute_chunk(experiments: Sequence[Experiment], positions: Sequence[int]
     i = 0
     while i < len(positions):
         exp = experiments[positions[i]]
+        target = exp.target
         j = i + 1
-        if exp.group is not None and hasattr(exp.target, "execute_group"):
+        if exp.group is not None and isinstance(target, GroupTarget):
             while (j < len(positions) and experiments[positions[j]].group == exp.group
-                   and experiments[positions[j]].target is exp.target):
+                   and experiments[positions[j]].target is target):
                 j += 1
-        if j - i == 1:
+        if j - i == 1 or not isinstance(target, GroupTarget):
             yield positions[i], execute(exp)
         else:
             group = [experiments[p] for p in positions[i:j]]
-            yield from zip(positions[i:j], exp.target.execute_group(group))
+            yield from zip(positions[i:j], target.execute_group(group), strict=True)
         i = j
 
 
 def failure(message: str, started: float | None = None) -> Outcome:
+    """The outcome of an experiment that failed with ``message`` outside its own code."""
     now = time.time()
-    return [], FAILED, message, started or now, now, 0.0
+    return Outcome([], FAILED, message, started or now, now, 0.0)
 
 
 def to_records(exp: Experiment, out: Outcome, lane: int = -1) -> list[Record]:
+    """The records of an outcome: one per row it produced, and one for its failure."""
     rows, status, error, started, finished, runtime = out
     recs = [Record(exp.id, exp.kind, exp.params, it, DONE, value, "", started, finished,
                    runtime, lane) for it, value in rows]

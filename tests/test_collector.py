@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 import slurmbatch
-from slurmbatch.collect import Collector
+from slurmbatch.collector import Collector
 from slurmbatch.contract import DONE, FAILED, Record
 from slurmbatch.errors import ParameterError, StoreError
 from slurmbatch.results import Results
@@ -31,7 +31,7 @@ from slurmbatch.store.sinks import SegmentWriter
 from conftest import ROOT
 
 # the module, not the function slurmbatch.collect that the package exports under its name
-collect_mod = importlib.import_module("slurmbatch.collect")
+collect_mod = importlib.import_module("slurmbatch.collector")
 
 # -- helpers ----------------------------------------------------------------------------------
 def eid(i: int) -> str:
@@ -71,7 +71,7 @@ def by_id(df: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the files the collector opens (slurmbatch.collect.read_table wrapped)."""
+    """Names of the files the collector opens (slurmbatch.collector.read_table wrapped)."""
     calls: list[str] = []
     real = collect_mod.read_table
 
@@ -511,7 +511,7 @@ def test_removed_unreadable_file_leaves_the_problems(tmp_path: Path) -> None:
 def test_a_consolidation_between_listing_and_reading_loses_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process consolidates after this collector listed the folder."""
-    collect_module = importlib.import_module("slurmbatch.collect")
+    collect_module = importlib.import_module("slurmbatch.collector")
     folder = tmp_path / "segments"
     folder.mkdir()
     for i in range(3):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+from ..backend import Backend, Job, Report
+from ..checks import check_int
 from ..errors import OptionError
 from ..plan import Plan
-from . import Backend, Job, Report, run_here
+from ..progress import progress_bar
+from .worker import run_task
 
 
 def available_cpus() -> int:
@@ -26,19 +29,36 @@ class LocalBackend(Backend):
     def validate(self) -> None:
         workers = self.settings["workers"]
         devices = self.settings["devices"]
-        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool)
-                                    or workers < 1):
-            raise OptionError(f"workers={workers!r}: give a positive number of processes "
-                              f"(this machine has {available_cpus()} CPUs)")
+        if workers is not None:
+            check_int(workers, "workers", fix=f"give a positive number of processes (this "
+                                              f"machine has {available_cpus()} CPUs)")
         self.envs = lane_devices(devices, workers) if devices is not None else None
         if self.envs is not None:
             self.settings["workers"] = len(self.envs)
         elif workers is None:
             self.settings["workers"] = available_cpus()
 
-    def run(self, plan: Plan, job: Job) -> Report:
+    def submit(self, plan: Plan, job: Job) -> Report:
         lanes = self.envs or [{} for _ in range(self.settings["workers"])]
         return run_here(plan, job, "local", lanes=lanes)
+
+
+def run_here(plan: Plan, job: Job, tag: str, **task_options: Any) -> Report:
+    """Run every task of ``plan`` in this process (with lanes if given), one bar for all."""
+    report = Report.nothing(plan)
+    on_outcome, close = progress_bar(len(plan), job.name, job.bar)
+    try:
+        for _, task in plan.tasks:
+            tr = run_task(plan.experiments_of(task), job.open_sink(f"{tag}{task.index}"),
+                          on_outcome=on_outcome, **task_options)
+            report.executed += tr.done + tr.failed
+            report.done += tr.done
+            report.failed += tr.failed
+            report.failed_ids += tr.failed_ids
+            report.elapsed += tr.elapsed
+    finally:
+        close()
+    return report
 
 
 def lane_devices(devices: Any, workers: int | None) -> list[dict[str, str]]:

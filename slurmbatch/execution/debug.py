@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..backend import Backend, Job, Report
 from ..errors import OptionError
 from ..plan import Plan
-from . import Backend, Job, Report, run_here
+from .local import run_here
 
 
 class DebugBackend(Backend):
@@ -22,5 +23,5 @@ class DebugBackend(Backend):
         if not isinstance(self.settings["raise_errors"], bool):
             raise OptionError(f"raise_errors={self.settings['raise_errors']!r}: give True or False")
 
-    def run(self, plan: Plan, job: Job) -> Report:
+    def submit(self, plan: Plan, job: Job) -> Report:
         return run_here(plan, job, "debug", raise_errors=self.settings["raise_errors"])

@@ -15,12 +15,10 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contract import DONE, Experiment, Outcome
-from .errors import ExperimentFailed
+from ..contract import DONE, Experiment, Outcome
+from ..errors import ExperimentFailed
+from ..store.sinks import Encoded, Sink
 from .execute import execute_chunk, to_records
-from .store.sinks import Encoded, Sink
-
-"""(rows, status, error, started, finished, runtime): plain data, cheap to pickle."""
 
 
 @dataclass
@@ -111,7 +109,7 @@ def run_task(experiments: Sequence[Experiment], sink: Sink, *,
                encoded: list[Encoded] | None = None) -> None:
         if encoded is None:
             encoded = [encode(rec) for rec in to_records(exp, out, lane)]
-        status, error = DONE, out[2]
+        status, error = DONE, out.error
         with signals.critical():
             for row, entry in encoded:
                 stored = sink.add_encoded(row, entry)
