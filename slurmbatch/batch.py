@@ -570,14 +570,11 @@ class Batch(Study):
         """
         experiments, unknown = self._experiments(runs)
         report, busy = self._execute(experiments, executor, bar, options)
-        if bar or report.failed or report.missing:
-            print(report.summary(self.name), file=sys.stderr)
-            if report.failed:
-                print("  failed runs: batch.failed (errors in run.error); the next call "
-                      "retries them", file=sys.stderr)
-        if busy:
-            print(f"  {busy} run(s) are in flight in an earlier submission and were not "
-                  "started again: batch.wait() waits for them", file=sys.stderr)
+        self._tell(report, busy, show=bar or bool(report.failed or report.missing),
+                   failed="failed runs: batch.failed (errors in run.error); the next call "
+                          "retries them",
+                   flying="run(s) are in flight in an earlier submission and were not "
+                          "started again: batch.wait() waits for them")
         if unknown:
             print(f"  {len(unknown)} result run(s) have no stored result and no Run class "
                   f"to compute them (first: {unknown[0]})", file=sys.stderr)

@@ -118,27 +118,30 @@ class O(NamedExpression):  # noqa: E742 - the name the Research API uses
         return ctx.output(self._arg)
 
 
-class E(NamedExpression):
+class _OfTheExperiment(NamedExpression):
+    """An expression without an argument: something of the running experiment."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+class E(_OfTheExperiment):
     """The running experiment: ``.config``, ``.random``, ``.id``, ``.iteration``, ``.path``."""
 
     __slots__ = ()
     _tag = "E"
 
-    def __init__(self) -> None:
-        super().__init__(None)
-
     def _base(self, ctx: Any) -> Any:
         return ctx
 
 
-class EP(NamedExpression):
+class EP(_OfTheExperiment):
     """The experiment's own folder (created on first use), for files it writes."""
 
     __slots__ = ()
     _tag = "EP"
-
-    def __init__(self) -> None:
-        super().__init__(None)
 
     def _base(self, ctx: Any) -> Any:
         return ctx.path

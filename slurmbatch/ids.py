@@ -127,14 +127,7 @@ class Encoder:
             if not isinstance(key, str):
                 raise IdError(f"parameter name {key!r} is a {type(key).__name__}; "
                               "parameter names must be strings")
-            try:
-                parts.append(_enc_str(key) + self._enc(params[key]))
-            except _Unencodable as exc:
-                where = f"parameter {key!r}" + "".join(reversed(exc.path))
-                raise IdError(f"{where}: {exc.reason}; fix: {exc.fix}") from None
-            except RecursionError:
-                raise IdError(f"parameter {key!r} contains a reference cycle or is nested "
-                              "too deeply; pass plain, finite data") from None
+            parts.append(self._part(key, params[key]))
         parts.sort()
         return b"d" + str(len(parts)).encode() + b":" + b"".join(parts)
 

@@ -268,14 +268,12 @@ class Research(Study):
         self._description, self._fingerprint_hex = description, fingerprint
         report, busy = self._execute(experiments, executor, bar, options)
         self.report = report
-        if report.failed or report.missing or (bar and not report.executed):
-            print(report.summary(self.name), file=sys.stderr)
-            if report.failed:
-                print("  failed experiments: research.results.failed (with their errors); "
-                      "the next run retries them", file=sys.stderr)
-        if busy:
-            print(f"  {busy} experiment(s) are in flight in an earlier submission: "
-                  "research.wait() waits for them", file=sys.stderr)
+        self._tell(report, busy,
+                   show=bool(report.failed or report.missing or (bar and not report.executed)),
+                   failed="failed experiments: research.results.failed (with their errors); "
+                          "the next run retries them",
+                   flying="experiment(s) are in flight in an earlier submission: "
+                          "research.wait() waits for them")
         return self
 
     def submit(self, n_iters: int | None = None, finalize: bool = True, branches: int = 1,

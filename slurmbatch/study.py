@@ -151,6 +151,17 @@ class Study:
         finally:
             self.refresh()  # also after Ctrl-C or raise_errors: what was stored shows
 
+    def _tell(self, report: Report, busy: int, *, show: bool, failed: str, flying: str
+              ) -> None:
+        """The end-of-run summary on stderr (if ``show``), with what to do about failed
+        runs and how many were left to an earlier submission (``busy``)."""
+        if show:
+            print(report.summary(self.name), file=sys.stderr)
+            if report.failed:
+                print(f"  {failed}", file=sys.stderr)
+        if busy:
+            print(f"  {busy} {flying}", file=sys.stderr)
+
     def _backend(self, executor: str, options: Mapping[str, Any]) -> Backend:
         """The backend, refused (before anything is written) if it cannot use this
         study's folder."""

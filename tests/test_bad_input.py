@@ -12,10 +12,8 @@ import itertools
 import json
 import keyword
 import math
-import os
 import re
 import shutil
-import stat
 import string
 import threading
 from collections.abc import Iterator
@@ -56,13 +54,12 @@ from slurmbatch.slurm.options import (
 from slurmbatch.slurm.planfile import PLAN_FORMAT, PLAN_VERSION, ArrayRecord, PlanRecord
 from slurmbatch.store.folder import FOLDER_FORMAT
 
-from conftest import same
+from helpers import INF, NAN, Opaque, same, tree
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
-NAN, INF = float("nan"), float("inf")
 IDENT = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,11}", fullmatch=True)
 _COUNTER = itertools.count()
 
@@ -72,23 +69,13 @@ def fresh(prefix: str) -> str:
     return f"{prefix}{next(_COUNTER)}"
 
 
-def tree(root: str = ".") -> dict[str, tuple[int, int, int]]:
-    """Every path under ``root``: type, size and modification time (a batch's lock file
-    aside: who holds it is no result)."""
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + [f for f in files if f != ".lock"]:
-            path = os.path.join(folder, name)
-            s = os.lstat(path)
-            out[path] = (stat.S_IFMT(s.st_mode), s.st_size, s.st_mtime_ns)
-    return out
-
-
 @contextmanager
 def writes_nothing() -> Iterator[None]:
-    before = tree()
+    """Every path under the working directory keeps its type, size and modification time
+    (a batch's lock file aside: who holds it is no result)."""
+    before = tree(times=True, skip={".lock"})
     yield
-    assert tree() == before, "the working directory changed"
+    assert tree(times=True, skip={".lock"}) == before, "the working directory changed"
 
 
 def message(err: pytest.ExceptionInfo[BaseException], *needles: str) -> str:
@@ -141,21 +128,6 @@ def echo(x: Any = None) -> Any:
 def small_research(name: str, domain: Any = None) -> Research:
     domain = Domain(a=[1, 2]) if domain is None else domain
     return Research(name, domain=domain).add_callable(echo, x=EC(domain.keys[0]), save_to="x")
-
-
-class Opaque:
-    """A plain object: no canonical encoding, no native HDF5 form; picklable, unhashable."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Opaque and other.n == self.n
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def method(self) -> int:
-        return self.n
 
 
 def _closure(n: int) -> Any:

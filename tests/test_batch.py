@@ -11,7 +11,7 @@ import pytest
 import slurmbatch
 from slurmbatch import Batch, OptionError, ParameterError, Run
 
-from conftest import wait_until_stored
+from helpers import wait_until_stored
 
 LOG = "executions.log"
 
@@ -177,18 +177,6 @@ def test_results_come_from_disk_in_a_new_batch_object() -> None:
     assert sorted(executions()) == sorted(f"{x}:1.0" for x in range(12))
 
 
-def test_debug_runs_in_process_and_local_in_other_processes() -> None:
-    b = Batch("where", saveresult=False)
-    b.add_factorial_runs(Square, {"x": list(range(6))})
-    b(executor="debug", bar=False)
-    assert {r.result["pid"] for r in b.run} == {os.getpid()}
-    b2 = Batch("where2", saveresult=False)
-    b2.add_factorial_runs(Square, {"x": list(range(40))})
-    b2(executor="local", workers=2, bar=False)
-    pids = {r.result["pid"] for r in b2.run}
-    assert os.getpid() not in pids and 1 <= len(pids) <= 2
-
-
 def test_saveresult_false_writes_nothing_and_keeps_objects(tmp_path: Path) -> None:
     class Obj(Run):
         kind = "obj-v1"  # defined in a function: a kind of its own
@@ -238,14 +226,6 @@ def test_summary_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     assert "1 done, 1 failed" in err and "batch.failed" in err
 
 
-def test_debug_raise_errors_stops_at_first_failure() -> None:
-    b = Batch("raise")
-    b.add_factorial_runs(Flaky, {"x": [0, 1, 2]})
-    with pytest.raises(slurmbatch.ExperimentFailed, match="odd x=1"):
-        b(executor="debug", raise_errors=True, bar=False)
-    assert b.run[0].done and b.run[1].status == "failed" and b.run[2].status == "pending"
-
-
 def test_run_call_computes_one_run() -> None:
     b = Batch("call")
     b.add_factorial_runs(Square, {"x": [1, 2, 3]})
@@ -260,20 +240,6 @@ def test_runs_argument_selects_indices() -> None:
     assert [r.done for r in b.run] == [True, False, True]
     with pytest.raises(ParameterError, match="7 is not a run index; give a run index"):
         b(runs=[7], bar=False)
-
-
-def test_bad_executor_and_options_fail_before_writing() -> None:
-    b = Batch("opts")
-    b.add_run(Square, {"x": 1})
-    with pytest.raises(OptionError, match="choose one of: local, debug"):
-        b(executor="cloud")
-    with pytest.raises(OptionError, match=r"no option.*gpus.*valid options: devices, workers"):
-        b(executor="local", gpus=1)
-    with pytest.raises(OptionError, match="workers=0"):
-        b(workers=0)
-    with pytest.raises(OptionError, match="raise_errors"):
-        b(executor="debug", raise_errors="yes")
-    assert not Path("_res").exists()
 
 
 def test_bad_names_and_foreign_folders_are_refused(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def test_research_bench_runs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_starter_template_runs(tmp_path: Path) -> None:
-    from conftest import ROOT, run_script
+    from helpers import ROOT, run_script
 
     proc = run_script(ROOT / "templates" / "experiment.py", "debug", cwd=tmp_path)
     assert "lr" in proc.stdout and len(proc.stdout.strip().splitlines()) == 7

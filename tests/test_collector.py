@@ -20,7 +20,7 @@ import pytest
 
 import slurmbatch
 from slurmbatch.collector import Collector
-from slurmbatch.contract import DONE, FAILED, Record
+from slurmbatch.contract import FAILED, Record
 from slurmbatch.errors import ParameterError, StoreError
 from slurmbatch.results import Results
 from slurmbatch.store.folder import BatchFolder
@@ -28,27 +28,12 @@ from slurmbatch.store.journal import read_journal
 from slurmbatch.store.segment import read_table, seal
 from slurmbatch.store.sinks import SegmentWriter
 
-from conftest import ROOT
+from helpers import ROOT, hex_id, record
 
 # the module, not the function slurmbatch.collect that the package exports under its name
 collect_mod = importlib.import_module("slurmbatch.collector")
 
 # -- helpers ----------------------------------------------------------------------------------
-def eid(i: int) -> str:
-    return f"{i:040x}"
-
-
-def rec(i: int, value: Any = "default", *, params: dict | None = None, status: int = DONE,
-        error: str = "", finished: float | None = None) -> Record:
-    """A record for id ``i``; by default DONE with value {'val': i}, finishing at 1001 + i."""
-    fin = 1001.0 + i if finished is None else finished
-    if value == "default":
-        value = {"val": i} if status == DONE else None
-    return Record(id=eid(i), kind="k", params={"n": i} if params is None else params,
-                  iteration=0, status=status, value=value, error=error, started=fin - 1,
-                  finished=fin, runtime=1.0, lane=0)
-
-
 def segment(folder: Path, records: list[Record], tag: str = "t") -> Path:
     """Write ``records`` as one segment file in ``folder`` and return its path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,15 +70,15 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 # -- incremental collection -------------------------------------------------------------------
 def test_collect_reads_only_new_files(tmp_path: Path, reads: list[str]) -> None:
-    a = segment(tmp_path, [rec(i) for i in range(3)], tag="a")
-    b = segment(tmp_path, [rec(i) for i in range(3, 6)], tag="b")
+    a = segment(tmp_path, [record(i) for i in range(3)], tag="a")
+    b = segment(tmp_path, [record(i) for i in range(3, 6)], tag="b")
     c = Collector(tmp_path)
     first = c.collect()
     assert sorted(reads) == sorted([a.name, b.name])
     assert nums(first) == list(range(6)) and len(first.df) == 6
     reads.clear()
     assert c.collect().ids == first.ids and reads == []  # nothing new: nothing read
-    new = segment(tmp_path, [rec(i) for i in range(6, 9)], tag="c")
+    new = segment(tmp_path, [record(i) for i in range(6, 9)], tag="c")
     res = c.collect()
     assert reads == [new.name]
     assert nums(res) == list(range(9))
@@ -109,8 +94,8 @@ def test_missing_folder_collects_nothing(tmp_path: Path) -> None:
 # -- unreadable files -------------------------------------------------------------------------
 def test_unreadable_files_are_reported_and_skipped(tmp_path: Path, reads: list[str]) -> None:
     """Truncated, garbage, foreign and too-new files: warned about once, listed, skipped."""
-    good1 = segment(tmp_path, [rec(i) for i in range(4)], tag="a")
-    segment(tmp_path, [rec(i) for i in range(4, 7)], tag="b")
+    good1 = segment(tmp_path, [record(i) for i in range(4)], tag="a")
+    segment(tmp_path, [record(i) for i in range(4, 7)], tag="b")
     trunc = tmp_path / "seg-trunc.h5"
     shutil.copy(good1, trunc)
     os.truncate(trunc, trunc.stat().st_size // 2)
@@ -142,7 +127,7 @@ def test_unreadable_files_are_reported_and_skipped(tmp_path: Path, reads: list[s
         again = c.collect()
     assert reads == [] and set(again.problems) == bad and nums(again) == list(range(7))
 
-    fixed = segment(tmp_path / "elsewhere", [rec(i) for i in range(7, 10)])
+    fixed = segment(tmp_path / "elsewhere", [record(i) for i in range(7, 10)])
     os.replace(fixed, tmp_path / "seg-bad.h5")  # the bad file is replaced by a good one
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -153,7 +138,7 @@ def test_unreadable_files_are_reported_and_skipped(tmp_path: Path, reads: list[s
 
 
 def test_hidden_and_non_h5_files_are_ignored(tmp_path: Path, reads: list[str]) -> None:
-    good = segment(tmp_path, [rec(i) for i in range(3)])
+    good = segment(tmp_path, [record(i) for i in range(3)])
     for name in (".seg-x.h5.tmp", ".seg-y.h5", "seg-z.h5.tmp", "notes.txt", "seg-w.hdf5"):
         (tmp_path / name).write_bytes(b"not hdf5 at all")
     (tmp_path / ".consolidate.lock").touch()
@@ -167,14 +152,14 @@ def test_hidden_and_non_h5_files_are_ignored(tmp_path: Path, reads: list[str]) -
 # -- duplicates and retries -------------------------------------------------------------------
 def test_same_done_id_in_two_files_appears_once(tmp_path: Path) -> None:
     """The earliest success wins; the duplicate never reaches the table."""
-    segment(tmp_path, [rec(0, {"val": 100}, finished=50.0), rec(1)], tag="a")
-    segment(tmp_path, [rec(2), rec(0, {"val": 200}, finished=20.0)], tag="b")
+    segment(tmp_path, [record(0, {"val": 100}, finished=50.0), record(1)], tag="a")
+    segment(tmp_path, [record(2), record(0, {"val": 200}, finished=20.0)], tag="b")
     res = Collector(tmp_path).collect()
     df = res.df
-    assert sorted(df["id"]) == [eid(0), eid(1), eid(2)]
+    assert sorted(df["id"]) == [hex_id(0), hex_id(1), hex_id(2)]
     assert df["id"].is_unique and len(res) == 3
-    assert res.result(eid(0)) == {"val": 200}
-    assert res["val"][eid(0)] == 200
+    assert res.result(hex_id(0)) == {"val": 200}
+    assert res["val"][hex_id(0)] == 200
     assert res.failed.empty and res.status["id"].is_unique
 
 
@@ -182,39 +167,40 @@ def test_same_done_id_in_two_files_appears_once(tmp_path: Path) -> None:
 def test_id_with_a_success_is_done(tmp_path: Path, order: str) -> None:
     """FAILED then DONE (a retry), or a stale late failure: the id is done, not failed."""
     fail_at, done_at = (10.0, 20.0) if order == "failed_first" else (30.0, 20.0)
-    segment(tmp_path, [rec(1, status=FAILED, error="boom", finished=fail_at), rec(2)], tag="a")
-    segment(tmp_path, [rec(1, finished=done_at)], tag="b")
+    segment(tmp_path, [record(1, status=FAILED, error="boom", finished=fail_at), record(2)],
+            tag="a")
+    segment(tmp_path, [record(1, finished=done_at)], tag="b")
     res = Collector(tmp_path).collect()
     assert nums(res) == [1, 2]
     assert res.failed.empty and res.failed_ids == []
-    assert res.missing([eid(1), eid(2)]) == []
-    assert res.error(eid(1)) is None
-    assert res.status.set_index("id").loc[eid(1), "status"] == "done"
+    assert res.missing([hex_id(1), hex_id(2)]) == []
+    assert res.error(hex_id(1)) is None
+    assert res.status.set_index("id").loc[hex_id(1), "status"] == "done"
 
 
 def test_only_failed_records_are_failures(tmp_path: Path) -> None:
     """An id without success is failed with its latest error; missing() lists it."""
-    segment(tmp_path, [rec(0), rec(1, status=FAILED, error="first error", finished=10.0)],
+    segment(tmp_path, [record(0), record(1, status=FAILED, error="first error", finished=10.0)],
             tag="a")
-    segment(tmp_path, [rec(1, status=FAILED, error="second error", finished=20.0)], tag="b")
+    segment(tmp_path, [record(1, status=FAILED, error="second error", finished=20.0)], tag="b")
     res = Collector(tmp_path).collect()
-    assert nums(res) == [0] and eid(1) not in res.df["id"].tolist()
+    assert nums(res) == [0] and hex_id(1) not in res.df["id"].tolist()
     failed = res.failed
-    assert failed["id"].tolist() == [eid(1)]
+    assert failed["id"].tolist() == [hex_id(1)]
     assert failed["error"].tolist() == ["second error"]
     assert failed["status"].tolist() == ["failed"]
-    assert res.failed_ids == [eid(1)] and res.error(eid(1)) == "second error"
-    assert res.missing([eid(0), eid(1), eid(9)]) == [eid(1), eid(9)]
+    assert res.failed_ids == [hex_id(1)] and res.error(hex_id(1)) == "second error"
+    assert res.missing([hex_id(0), hex_id(1), hex_id(9)]) == [hex_id(1), hex_id(9)]
     with pytest.raises(KeyError):
-        res.result(eid(1))
-    assert eid(1) not in res and eid(0) in res
+        res.result(hex_id(1))
+    assert hex_id(1) not in res and hex_id(0) in res
 
 
 def test_unstorable_result_becomes_a_failure_on_disk(tmp_path: Path) -> None:
-    segment(tmp_path, [rec(0), rec(1, {"obj": object()})])
+    segment(tmp_path, [record(0), record(1, {"obj": object()})])
     res = Collector(tmp_path).collect()
-    assert nums(res) == [0] and res.failed_ids == [eid(1)]
-    err = res.error(eid(1))
+    assert nums(res) == [0] and res.failed_ids == [hex_id(1)]
+    err = res.error(hex_id(1))
     assert err is not None and "'obj'" in err and "pickle_results" in err
 
 
@@ -227,12 +213,12 @@ def mixed_files(folder: Path, n_files: int = 4, per_file: int = 5) -> set[str]:
         for j in range(per_file):
             i = k * per_file + j
             if j == per_file - 1:
-                records.append(rec(i, status=FAILED, error=f"err {i}"))
+                records.append(record(i, status=FAILED, error=f"err {i}"))
             else:
-                records.append(rec(i, {"val": i, "name": f"r{i}", "vec": [i, i + 1]}))
-                done.add(eid(i))
-        records.append(rec(0, {"val": 0, "name": "r0", "vec": [0, 1]}, finished=5000.0 + k))
-        done.add(eid(0))
+                records.append(record(i, {"val": i, "name": f"r{i}", "vec": [i, i + 1]}))
+                done.add(hex_id(i))
+        records.append(record(0, {"val": 0, "name": "r0", "vec": [0, 1]}, finished=5000.0 + k))
+        done.add(hex_id(0))
         segment(folder, records, tag=f"f{k}")
     return done
 
@@ -257,7 +243,7 @@ def test_consolidate_merges_and_deletes_sources(tmp_path: Path) -> None:
     table = read_table(merged)
     assert len(table) == sum(len(t) for t in before.tables) == 24
     assert json.loads(table.attrs["merged_from"]) == sources
-    assert sorted(set(table.ids)) == sorted({eid(i) for i in range(20)})
+    assert sorted(set(table.ids)) == sorted({hex_id(i) for i in range(20)})
 
     for res in (c.results, c.collect(), reader.collect()):
         assert set(res.ids) == done and res.df["id"].is_unique
@@ -271,7 +257,7 @@ def test_consolidate_merges_and_deletes_sources(tmp_path: Path) -> None:
 
 def test_consolidate_with_nothing_to_merge(tmp_path: Path) -> None:
     assert Collector(tmp_path).consolidate() is None
-    only = segment(tmp_path, [rec(0)])
+    only = segment(tmp_path, [record(0)])
     assert Collector(tmp_path).consolidate() is None
     assert h5_files(tmp_path) == [only.name]
 
@@ -281,17 +267,17 @@ def test_consolidate_keeps_unreadable_files_and_later_writes(tmp_path: Path) -> 
     mixed_files(tmp_path, n_files=3)
     (tmp_path / "seg-bad.h5").write_bytes(b"garbage")
     writer = SegmentWriter(tmp_path, tag="late")
-    writer.add(rec(100))
+    writer.add(record(100))
     writer.flush()
     c = Collector(tmp_path)
     with pytest.warns(UserWarning, match="seg-bad.h5"):
         merged = c.consolidate()
     assert merged is not None
     assert h5_files(tmp_path) == sorted([merged.name, "seg-bad.h5"])
-    writer.add(rec(101))
+    writer.add(record(101))
     writer.close()
     res = c.collect()
-    assert {eid(100), eid(101)} <= set(res.ids) and len(res.ids) == 12 + 2
+    assert {hex_id(100), hex_id(101)} <= set(res.ids) and len(res.ids) == 12 + 2
     second = c.consolidate()
     assert second is not None and h5_files(tmp_path) == sorted([second.name, "seg-bad.h5"])
     with pytest.warns(UserWarning, match="seg-bad.h5"):
@@ -319,7 +305,7 @@ def test_concurrent_consolidations_lose_and_duplicate_nothing(tmp_path: Path) ->
         try:
             start.wait(timeout=10)
             for k in range(6):
-                segment(tmp_path, [rec(200 + k)], tag=f"w{k}")
+                segment(tmp_path, [record(200 + k)], tag=f"w{k}")
         except BaseException as exc:
             errors.append(exc)
 
@@ -332,7 +318,7 @@ def test_concurrent_consolidations_lose_and_duplicate_nothing(tmp_path: Path) ->
     assert not any(t.is_alive() for t in threads) and errors == []
     # every record is stored exactly once on disk (6 files of 6 records, 6 written later)
     assert sum(len(read_table(tmp_path / n)) for n in h5_files(tmp_path)) == 6 * 6 + 6
-    expected = done | {eid(200 + k) for k in range(6)}
+    expected = done | {hex_id(200 + k) for k in range(6)}
     for c in (Collector(tmp_path), *collectors):
         res = c.collect()
         assert res.problems == {}
@@ -355,9 +341,10 @@ PARAMS = [
 @pytest.fixture
 def results(tmp_path: Path) -> Results:
     """Six done experiments in two files, plus one failure."""
-    recs = [rec(i, {"val": 10 * i, "loss": 1.0 / (i + 1)}, params=p) for i, p in enumerate(PARAMS)]
+    recs = [record(i, {"val": 10 * i, "loss": 1.0 / (i + 1)}, params=p)
+            for i, p in enumerate(PARAMS)]
     segment(tmp_path, recs[:3], tag="a")
-    segment(tmp_path, [*recs[3:], rec(9, params={"n": 9}, status=FAILED, error="x")], tag="b")
+    segment(tmp_path, [*recs[3:], record(9, params={"n": 9}, status=FAILED, error="x")], tag="b")
     return Collector(tmp_path).collect()
 
 
@@ -388,10 +375,10 @@ def test_filter(results: Results, conditions: dict, expected: list[int]) -> None
 def test_filter_results_are_results(results: Results) -> None:
     out = results.filter(operator=max).filter(n__gt=0)
     assert nums(out) == [2, 4]
-    assert out.result(eid(4)) == {"val": 40, "loss": 0.2}
-    assert out["val"].to_dict() == {eid(2): 20, eid(4): 40}
+    assert out.result(hex_id(4)) == {"val": 40, "loss": 0.2}
+    assert out["val"].to_dict() == {hex_id(2): 20, hex_id(4): 40}
     with pytest.raises(KeyError):
-        out.result(eid(0))
+        out.result(hex_id(0))
     assert nums(results) == [0, 1, 2, 3, 4, 5]  # the original is unchanged
 
 
@@ -408,26 +395,26 @@ def test_filter_unknown_column_lists_columns(results: Results) -> None:
 def test_column_access_and_single_experiments(results: Results) -> None:
     val = results["val"]
     assert isinstance(val, pd.Series) and val.name == "val" and val.index.name == "id"
-    assert val.to_dict() == {eid(i): 10 * i for i in range(6)}
-    assert results["operator"][eid(3)] == "builtins.sum"
-    assert results["x"][eid(0)] == pytest.approx(0.3)
+    assert val.to_dict() == {hex_id(i): 10 * i for i in range(6)}
+    assert results["operator"][hex_id(3)] == "builtins.sum"
+    assert results["x"][hex_id(0)] == pytest.approx(0.3)
     assert results.values("n").tolist() == [0, 1, 2, 3, 4, 5]
     with pytest.raises(KeyError, match="columns are"):
         results["nope"]
-    assert results.result(eid(2)) == {"val": 20, "loss": 1 / 3}
-    assert results.parameters(eid(2)) == {"n": 2, "x": 0.5, "name": "c", "l": [3],
+    assert results.result(hex_id(2)) == {"val": 20, "loss": 1 / 3}
+    assert results.parameters(hex_id(2)) == {"n": 2, "x": 0.5, "name": "c", "l": [3],
                                           "operator": "builtins.max"}
-    assert results.parameters(eid(4))["l"] == []
-    for bad in (eid(99), eid(9), "nope"):
+    assert results.parameters(hex_id(4))["l"] == []
+    for bad in (hex_id(99), hex_id(9), "nope"):
         with pytest.raises(KeyError):
             results.result(bad)
-    for bad in (eid(99), "nope"):
+    for bad in (hex_id(99), "nope"):
         with pytest.raises(KeyError, match="no record of id"):
             results.parameters(bad)
     failed = results.failed_ids
     assert failed and all(results.parameters(i) for i in failed)  # a failure's, as stored
     assert set(results.df.columns) == {"id", "n", "x", "name", "l", "operator", "val", "loss"}
-    assert results.file(eid(0)).endswith(".h5")
+    assert results.file(hex_id(0)).endswith(".h5")
 
 
 # -- batch folders ----------------------------------------------------------------------------
@@ -452,7 +439,7 @@ def test_batch_folder_create_and_collect(tmp_path: Path) -> None:
     folder.create()  # idempotent
     assert json.loads(folder.marker.read_text()) == meta
     assert len(slurmbatch.collect(folder.root)) == 0
-    segment(folder.segments, [rec(i) for i in range(3)])
+    segment(folder.segments, [record(i) for i in range(3)])
     assert nums(slurmbatch.collect(folder.root)) == [0, 1, 2]
     assert nums(slurmbatch.collect(folder.segments)) == [0, 1, 2]
     assert nums(slurmbatch.collect(str(folder.root))) == [0, 1, 2]
@@ -481,22 +468,22 @@ def test_foreign_folder_is_refused(tmp_path: Path) -> None:
 def test_consolidate_arrays_of_different_ndim(tmp_path: Path) -> None:
     """Files that collect() reads fine must consolidate: today a key path holding a 2-d array
     in one file and a 1-d array in another makes consolidate() raise ValueError."""
-    segment(tmp_path, [rec(0, {"a": np.ones((2, 2))})], tag="a")
-    segment(tmp_path, [rec(1, {"a": np.arange(3.0)})], tag="b")
+    segment(tmp_path, [record(0, {"a": np.ones((2, 2))})], tag="a")
+    segment(tmp_path, [record(1, {"a": np.arange(3.0)})], tag="b")
     c = Collector(tmp_path)
     assert nums(c.collect()) == [0, 1]
     merged = c.consolidate()
     assert merged is not None and h5_files(tmp_path) == [merged.name]
     res = Collector(tmp_path).collect()
-    assert np.array_equal(res.result(eid(0))["a"], np.ones((2, 2)))
-    assert np.array_equal(res.result(eid(1))["a"], np.arange(3.0))
+    assert np.array_equal(res.result(hex_id(0))["a"], np.ones((2, 2)))
+    assert np.array_equal(res.result(hex_id(1))["a"], np.arange(3.0))
 
 
 def test_removed_unreadable_file_leaves_the_problems(tmp_path: Path) -> None:
     """Once a bad file is deleted, the Results returned by collect() must stop listing it:
     today Collector.problems forgets it but collect() returns the previous Results (nothing
     "changed"), whose .problems still names the deleted file."""
-    segment(tmp_path, [rec(0)])
+    segment(tmp_path, [record(0)])
     (tmp_path / "seg-bad.h5").write_bytes(b"garbage")
     c = Collector(tmp_path)
     with pytest.warns(UserWarning):
@@ -516,7 +503,7 @@ def test_a_consolidation_between_listing_and_reading_loses_nothing(
     folder.mkdir()
     for i in range(3):
         w = SegmentWriter(folder, tag=f"t{i}")
-        w.add(rec(i, {"v": i}))
+        w.add(record(i, {"v": i}))
         w.close()
     reader = Collector(folder)
     real = collect_module.read_table
@@ -561,7 +548,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def test_a_live_writers_journal_is_not_recovered(tmp_path: Path) -> None:
     w = SegmentWriter(tmp_path, tag="live")
-    w.add(rec(1, {"v": 1}))
+    w.add(record(1, {"v": 1}))
     other = SegmentWriter(tmp_path, tag="other")
     assert other.recovered == [] and len(list(tmp_path.glob(".*.journal"))) == 1
     assert Collector(tmp_path).collect().result(f"{1:040x}") == {"v": 1}
@@ -573,7 +560,7 @@ def test_a_live_writers_journal_is_not_recovered(tmp_path: Path) -> None:
 def test_truncated_journal_keeps_its_intact_rows(tmp_path: Path) -> None:
     w = SegmentWriter(tmp_path, tag="t")
     for i in range(3):
-        w.add(rec(i, {"v": i}))
+        w.add(record(i, {"v": i}))
     (journal,) = tmp_path.glob(".*.journal")
     data = journal.read_bytes()
     (tmp_path / "copy").mkdir()
@@ -584,31 +571,29 @@ def test_truncated_journal_keeps_its_intact_rows(tmp_path: Path) -> None:
 
 
 def test_ordered_puts_given_ids_first_then_stored_order(tmp_path: Path) -> None:
-    segment(tmp_path, [rec(3), rec(1, status=FAILED, error="boom")], tag="a")
-    segment(tmp_path, [rec(2), rec(0), rec(4)], tag="b")
+    segment(tmp_path, [record(3), record(1, status=FAILED, error="boom")], tag="a")
+    segment(tmp_path, [record(2), record(0), record(4)], tag="b")
     res = Collector(tmp_path).collect()
     assert [int(i, 16) for i in res.df["id"]] == [3, 2, 0, 4]  # stored: file by file
     # duplicates in the order count once; an id of the order without a row is skipped
-    ordered = res.ordered([eid(0), eid(1), eid(9), eid(0), eid(2)])
+    ordered = res.ordered([hex_id(0), hex_id(1), hex_id(9), hex_id(0), hex_id(2)])
     assert [int(i, 16) for i in ordered.df["id"]] == [0, 2, 3, 4]
     assert ordered.df["val"].tolist() == [0, 2, 3, 4]
     assert [int(i, 16) for i in ordered.status["id"]] == [0, 1, 2, 3, 4]
-    assert ordered.status.set_index("id").loc[eid(1), "error"] == "boom"
-    assert ordered.ids == [eid(0), eid(2), eid(3), eid(4)]
+    assert ordered.status.set_index("id").loc[hex_id(1), "error"] == "boom"
+    assert ordered.ids == [hex_id(0), hex_id(2), hex_id(3), hex_id(4)]
     assert ordered.filter(val__ge=2).df["val"].tolist() == [2, 3, 4]
-    assert len(ordered) == 4 and eid(4) in ordered and ordered.result(eid(2)) == {"val": 2}
+    assert len(ordered) == 4 and hex_id(4) in ordered and ordered.result(hex_id(2)) == {"val": 2}
     assert res.df["val"].tolist() == [3, 2, 0, 4]  # the original is unchanged
 
 
 def test_ordered_keeps_iterations_ascending_within_an_id(tmp_path: Path) -> None:
     def at(i: int, it: int) -> Record:
-        r = rec(i, {"v": 10 * i + it})
-        r.iteration = it
-        return r
+        return record(i, {"v": 10 * i + it}, iteration=it)
 
     segment(tmp_path, [at(1, 1), at(0, 0), at(1, 0)], tag="a")
     segment(tmp_path, [at(0, 1)], tag="b")
-    res = Collector(tmp_path, iterations=True).collect().ordered([eid(0), eid(1)])
+    res = Collector(tmp_path, iterations=True).collect().ordered([hex_id(0), hex_id(1)])
     df = res.df
     assert list(zip(df["id"].map(lambda i: int(i, 16)), df["iteration"])) == [
         (0, 0), (0, 1), (1, 0), (1, 1)]
@@ -617,7 +602,7 @@ def test_ordered_keeps_iterations_ascending_within_an_id(tmp_path: Path) -> None
 
 
 # -- checksum-valid files with bad content ----------------------------------------------------
-from test_store import MUTATIONS, mutated  # noqa: E402
+from store.test_segment import MUTATIONS, mutated  # noqa: E402
 
 
 @pytest.mark.hostile("crafted files with valid checksums")
@@ -626,7 +611,8 @@ def test_a_checksum_valid_file_with_bad_content_is_a_problem_not_a_failure_of_al
         tmp_path: Path, case: str) -> None:
     """Every other run still shows in .df, .result and .status; the bad file is named in
     problems and its runs are not done (so the next batch() runs them again)."""
-    good = [rec(i, {"val": i, "arr": np.arange(i + 1), "t": [(i, "x")]}) for i in range(100, 104)]
+    good = [record(i, {"val": i, "arr": np.arange(i + 1), "t": [(i, "x")]})
+            for i in range(100, 104)]
     segment(tmp_path, good, tag="good")
     bad = mutated(tmp_path, MUTATIONS[case])
     with pytest.warns(UserWarning, match="seg-bad.h5"):
@@ -635,9 +621,9 @@ def test_a_checksum_valid_file_with_bad_content_is_a_problem_not_a_failure_of_al
     assert "damaged" in res.problems[bad.name] or "not a slurmbatch" in res.problems[bad.name]
     assert nums(res) == list(range(100, 104))
     assert sorted(res.df["val"].tolist()) == list(range(100, 104))
-    assert res.result(eid(101))["t"] == [(101, "x")]
-    assert set(res.status["id"]) == {eid(i) for i in range(100, 104)}
-    assert res.missing([eid(0), eid(100)]) == [eid(0)]
+    assert res.result(hex_id(101))["t"] == [(101, "x")]
+    assert set(res.status["id"]) == {hex_id(i) for i in range(100, 104)}
+    assert res.missing([hex_id(0), hex_id(100)]) == [hex_id(0)]
 
 
 class Noted(slurmbatch.Run):

@@ -15,7 +15,7 @@ How a page's fenced blocks are treated, by their language (every block must have
 An HTML comment on the line before a fence changes that:
 
 - ``<!-- docs-test: slurm -->``: the block needs a Slurm cluster. It is skipped here;
-  tests/slurm/test_docs_slurm.py runs the whole page, in order, on the test cluster.
+  tests/slurm/test_cluster_docs.py runs the whole page, in order, on the test cluster.
   Every block of the pages in CLUSTER_DOCS needs the cluster;
 - ``<!-- docs-test: file NAME -->``: the block is written to NAME (a script that a later
   shell block runs) instead of being run;
@@ -39,10 +39,10 @@ import pytest
 
 import slurmbatch
 
-from conftest import ROOT
+from helpers import ROOT
 
 DOCS = ROOT / "docs"
-CLUSTER_DOCS = ("slurm.md",)  # every block needs a Slurm cluster: tests/slurm/test_docs_slurm.py
+CLUSTER_DOCS = ("slurm.md",)  # every block needs a Slurm cluster: tests/slurm/test_cluster_docs.py
 PAGES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 PYTHON, SHELL, DATA, OUTPUT = {"python"}, {"bash", "console"}, {"toml"}, {"text"}
 SEEDS = ROOT / "tests" / "seeds"  # the seed documents the "From ..." pages quote (vendored)

@@ -25,25 +25,26 @@ from hypothesis import strategies as st
 from slurmbatch import IdError, named
 from slurmbatch.ids import ID_SCHEME, Encoder, experiment_id
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 KIND = "tests.Run"
 HEX = set("0123456789abcdef")
 
 
-def eid(params: dict | None = None, kind: str = KIND, repetition: int | None = None) -> str:
+def id_of(params: dict | None = None, kind: str = KIND, repetition: int | None = None) -> str:
     """Id of ``params`` (default kind) through the module-level function."""
     return experiment_id(kind, params or {}, repetition)
 
 
 def vid(value: object) -> str:
     """Id of a single parameter ``x`` holding ``value``."""
-    return eid({"x": value})
+    return id_of({"x": value})
 
 
 def id_error(params: dict) -> str:
     """The IdError message for ``params`` (fails if no IdError is raised)."""
     with pytest.raises(IdError) as info:
-        eid(params)
+        id_of(params)
     return str(info.value)
 
 
@@ -126,21 +127,21 @@ Pair = collections.namedtuple("Pair", "a b")
 # -- format and determinism ------------------------------------------------------------------
 def test_id_is_40_lowercase_hex_and_deterministic() -> None:
     params = {"A": 1, "B": [1.5, "x"], "C": {"d": None}}
-    first = eid(params)
+    first = id_of(params)
     assert len(first) == 40 and set(first) <= HEX
-    assert eid(params) == first == Encoder().experiment_id(KIND, params)
+    assert id_of(params) == first == Encoder().experiment_id(KIND, params)
 
 
 def test_id_is_sha1_of_the_documented_layout() -> None:
     """Empty params: sha1(scheme tag + encoded kind + empty dict), as in docs/ids.md."""
     expected = hashlib.sha1(ID_SCHEME + b"s9:tests.Run" + b"d0:").hexdigest()
-    assert eid({}) == expected
+    assert id_of({}) == expected
     assert expected == hashlib.sha1(b"slurmbatch-id-1\x00s9:tests.Rund0:").hexdigest()
 
 
 def test_key_order_is_irrelevant_but_values_are_bound_to_keys() -> None:
-    assert eid({"A": 1, "B": 2}) == eid({"B": 2, "A": 1})
-    assert eid({"A": 1, "B": 2}) != eid({"A": 2, "B": 1})
+    assert id_of({"A": 1, "B": 2}) == id_of({"B": 2, "A": 1})
+    assert id_of({"A": 1, "B": 2}) != id_of({"A": 2, "B": 1})
 
 
 def test_nested_dict_order_is_irrelevant() -> None:
@@ -151,7 +152,7 @@ def test_nested_dict_order_is_irrelevant() -> None:
 # -- the run kind ------------------------------------------------------------------------------
 def test_kind_string_is_part_of_the_id() -> None:
     params = {"A": 1}
-    assert eid(params, kind="exp.RunA") != eid(params, kind="exp.RunB")
+    assert id_of(params, kind="exp.RunA") != id_of(params, kind="exp.RunB")
 
 
 def test_kind_of_uses_module_and_qualname() -> None:
@@ -207,9 +208,9 @@ def test_sets_ignore_order_and_set_equals_frozenset() -> None:
 
 
 def test_repetition_none_zero_and_one_differ() -> None:
-    ids = {eid({"A": 1}, repetition=r) for r in (None, 0, 1)}
+    ids = {id_of({"A": 1}, repetition=r) for r in (None, 0, 1)}
     assert len(ids) == 3
-    assert eid({"A": 1}, repetition=1) == eid({"A": 1}, repetition=1)
+    assert id_of({"A": 1}, repetition=1) == id_of({"A": 1}, repetition=1)
 
 
 # -- floats ------------------------------------------------------------------------------------
@@ -506,13 +507,13 @@ def retyped(value: object) -> object:
 @PROPERTY
 @given(PARAMS)
 def test_property_id_ignores_key_order(params: dict) -> None:
-    assert eid(reversed_deep(params)) == eid(params)  # type: ignore[arg-type]
+    assert id_of(reversed_deep(params)) == id_of(params)  # type: ignore[arg-type]
 
 
 @PROPERTY
 @given(PARAMS)
 def test_property_id_survives_deep_copy(params: dict) -> None:
-    assert eid(copy.deepcopy(params)) == eid(params)
+    assert id_of(copy.deepcopy(params)) == id_of(params)
 
 
 @PROPERTY
@@ -520,7 +521,7 @@ def test_property_id_survives_deep_copy(params: dict) -> None:
 def test_property_changing_one_value_type_changes_the_id(params: dict, which: int) -> None:
     key = sorted(params)[which % len(params)]
     changed = {**params, key: retyped(params[key])}
-    assert eid(changed) != eid(params)
+    assert id_of(changed) != id_of(params)
 
 
 # -- bugs found by these tests (see the report; each fails until ids.py is fixed) ------------

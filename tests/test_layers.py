@@ -100,7 +100,7 @@ def violations(imports: dict[str, list[tuple[str, str | None]]]) -> list[str]:
         rule = FORBIDDEN.get(part, ())
         for target, func in found:
             other = part_of(target)
-            if other == part or other == "slurmbatch" and target == "slurmbatch":
+            if other == part or (other == "slurmbatch" and target == "slurmbatch"):
                 continue
             if (part, func) in REGISTRY:
                 continue
@@ -235,3 +235,14 @@ def test_every_public_name_is_importable_and_not_a_module() -> None:
         assert name in dir(slurmbatch)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         slurmbatch.nope  # noqa: B018
+
+
+def test_every_subpackage_is_installed() -> None:
+    """pyproject.toml lists the packages setuptools installs: every subpackage of the
+    source tree is among them (a missing one installs a package that cannot import)."""
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"]) - {"slurmbatch.templates"}
+    found = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    assert listed == found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from slurmbatch import EC, EP, Domain, E, O, Option, Research, Sampler
 from slurmbatch.errors import OptionError, ParameterError, StoreError
 from slurmbatch.plan import make_plan
 
-from conftest import ROOT, run_script, wait_until_stored
+from helpers import ROOT, run_script, script_env, wait_for, wait_until_stored
 
 LOG = Path("calls.log")
 
@@ -35,13 +34,12 @@ def draw(random):
     return float(random.normal())
 
 
-def nap(seconds=0.5):
-    time.sleep(seconds)
+def held(k=0):
+    """Returns at once, but for the last experiment (k=6): it waits until the test makes
+    the file 'gate'."""
+    if k == 6:
+        wait_for(Path("gate").exists, "the gate the test opens", timeout=120)
     return os.getpid()
-
-
-def device():
-    return os.environ.get("CUDA_VISIBLE_DEVICES", "")
 
 
 def load(random):
@@ -128,29 +126,29 @@ print(json.dumps([df.values.tolist(), c.values.tolist(), list(df.columns)]))
 def test_results_are_readable_while_the_research_runs() -> None:
     script = Path("slow.py")
     script.write_text(f"""
-import sys, time
+import sys
 sys.path.insert(0, {str(ROOT / 'tests')!r})
-from test_research import nap
+from test_research import held
 from slurmbatch import Research, Domain, EC
-dom = Domain(seconds=[0.3, 0.31, 0.32, 0.33, 0.34, 0.35, 3.0])
-Research("slow", domain=dom).add_callable(nap, seconds=EC("seconds"), save_to="pid").run(
+Research("slow", domain=Domain(k=list(range(7)))).add_callable(held, k=EC("k"), save_to="pid").run(
     bar=False, workers=1)
 """)
     import subprocess
     import sys
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+
+    def stored() -> int:
+        if not Path("_res/slow/research.json").exists():
+            return 0
+        return len(slurmbatch.collect("_res/slow").df)
+
+    proc = subprocess.Popen([sys.executable, str(script)], env=script_env())
     try:
-        deadline = time.monotonic() + 60
-        seen = 0
-        while time.monotonic() < deadline and proc.poll() is None:
-            if Path("_res/slow/research.json").exists():
-                seen = len(slurmbatch.collect("_res/slow").df)
-                if seen >= 3:
-                    break
-            time.sleep(0.2)
-        assert 3 <= seen < 7, seen  # partial results, before the last one is done
+        wait_for(lambda: proc.poll() is not None or stored() == 6,
+                 "6 results stored while the 7th waits")
+        # partial results, before the last one is done (it waits for the gate)
+        assert proc.poll() is None and stored() == 6
     finally:
+        Path("gate").touch()
         proc.wait(timeout=60)
     assert proc.returncode == 0
     assert len(slurmbatch.collect("_res/slow").df) == 7
@@ -184,36 +182,6 @@ def test_samplers_with_a_seed_give_the_same_configs() -> None:
     assert len(d1) == 6 and d1["lr"].tolist() == d2["lr"].tolist()
     assert d1["depth"].tolist() == [1, 2, 1, 2, 1, 2]
     assert ((d1["lr"] >= 0) & (d1["lr"] < 1)).all()
-
-
-def span(seconds=0.3):
-    start = time.time()
-    time.sleep(seconds)
-    return os.getpid(), start, time.time()
-
-
-def test_two_workers_run_experiments_at_the_same_time() -> None:
-    df = Research(n_reps=4).add_callable(span, save_to="s").run(
-        dump_results=False, workers=2, bar=False).results.df
-    spans = df["s"].tolist()  # (pid, start, end) of each experiment
-    assert len({pid for pid, _, _ in spans}) == 2
-    overlaps = [(a, b) for a in spans for b in spans
-                if a[0] != b[0] and a[1] < b[2] and b[1] < a[2]]
-    assert overlaps, spans  # experiments of the two workers ran at once, not in turn
-    one = Research(n_reps=2).add_callable(span, save_to="s").run(
-        dump_results=False, workers=1, bar=False).results.df["s"].tolist()
-    assert len({pid for pid, _, _ in one}) == 1 and one[0][2] <= one[1][1]
-
-
-def test_each_worker_sees_its_devices() -> None:
-    r = Research(domain=Domain(k=list(range(8)))).add_callable(device, save_to="dev")
-    df = r.run(dump_results=False, workers=2, devices=[0, 1], bar=False).results.df
-    assert set(df["dev"]) <= {"0", "1"} and len(df) == 8
-    df = (Research(domain=Domain(k=list(range(4)))).add_callable(device, save_to="dev")
-          .run(dump_results=False, devices=[[0, 1], [2, 3]], bar=False).results.df)
-    assert set(df["dev"]) <= {"0,1", "2,3"}
-    with pytest.raises(OptionError, match="cannot be shared evenly"):
-        Research().add_callable(device).run(dump_results=False, workers=2, devices=[0, 1, 2])
 
 
 def test_branches_share_root_units_once_per_group() -> None:

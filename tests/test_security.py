@@ -7,12 +7,10 @@ import json
 import os
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +21,15 @@ from hypothesis import strategies as st
 import slurmbatch
 from slurmbatch.cli import main
 from slurmbatch.collector import Collector
-from slurmbatch.contract import DONE, Record
+from slurmbatch.contract import Record
 from slurmbatch.results import PICKLED
 from slurmbatch.store.folder import BatchFolder
-from slurmbatch.store.journal import row_to_json
 from slurmbatch.store.segment import read_table
 from slurmbatch.store.sinks import SegmentWriter
-from slurmbatch.store.table import RowEncoder
 
-from conftest import ROOT
+from helpers import ROOT, Opaque, frame, journal_row, record
 
 OTHER = 54321  # a uid that is not ours
-
-
-class Opaque:
-    """A value with no native form: stored only as a pickle."""
-
-    def __init__(self, v: int) -> None:
-        self.v = v
 
 
 class Pickled(slurmbatch.Run):
@@ -73,7 +62,7 @@ def test_pickles_are_read_only_when_asked_and_only_from_your_own_files() -> None
     with pytest.warns(UserWarning, match="allow_pickle=True"):
         assert list(slurmbatch.collect("_res/pk").df["o"]) == [PICKLED, PICKLED]
     mine = slurmbatch.collect("_res/pk", allow_pickle=True).df
-    assert sorted(o.v for o in mine["o"]) == [1, 2]
+    assert sorted(o.n for o in mine["o"]) == [1, 2]
     _give_away(Path("_res/pk"))
     with pytest.warns(UserWarning, match=f"belongs to uid {OTHER}"):
         theirs = slurmbatch.collect("_res/pk", allow_pickle=True)
@@ -153,11 +142,6 @@ class Evil:
         return (os.mkdir, (self.marker,))
 
 
-def _record(i: int, value: object) -> Record:
-    return Record(id=f"{i:040x}", kind="k", params={"i": i}, iteration=0, status=DONE,
-                  value=value, error="", started=1.0 + i, finished=2.0 + i, runtime=1.0, lane=0)
-
-
 def _dead_journal(folder: Path, records: list[Record], tag: str) -> Path:
     """A journal left by a writer that died (its lock went with it)."""
     w = SegmentWriter(folder, tag=tag, allow_pickle=True)
@@ -210,15 +194,16 @@ def test_recovery_and_consolidation_never_re_own_another_users_records(tmp_path:
     mine = []
     for k in range(2):
         w = SegmentWriter(segs, tag=f"mine{k}", allow_pickle=True)
-        w.add(_record(k, {"o": Opaque(k)}))
+        w.add(record(k, {"o": Opaque(k)}, finished=2.0 + k))
         w.close()
         mine += w.written
-    _dead_journal(segs, [_record(9, {"o": Opaque(9)})], "minedead")
+    _dead_journal(segs, [record(9, {"o": Opaque(9)}, finished=11.0)], "minedead")
     w = SegmentWriter(segs, tag="theirs", allow_pickle=True)
     for i in (3, 4):
-        w.add(_record(i, {"o": evil}))
+        w.add(record(i, {"o": evil}, finished=2.0 + i))
     w.close()
-    theirs = [*w.written, _dead_journal(segs, [_record(i, {"o": evil}) for i in (5, 6)], "dead")]
+    theirs = [*w.written, _dead_journal(
+        segs, [record(i, {"o": evil}, finished=2.0 + i) for i in (5, 6)], "dead")]
     for p in theirs:
         os.chown(p, OTHER, OTHER)
     _check_foreign_files_never_move(segs, theirs, {f"{i:040x}" for i in (3, 4, 5, 6)}, marker,
@@ -226,7 +211,7 @@ def test_recovery_and_consolidation_never_re_own_another_users_records(tmp_path:
     res = Collector(segs, allow_pickle=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert sorted(res.collect().result(f"{i:040x}")["o"].v for i in (0, 1, 9)) == [0, 1, 9]
+        assert sorted(res.collect().result(f"{i:040x}")["o"].n for i in (0, 1, 9)) == [0, 1, 9]
 
 
 SECOND_USER = 65534
@@ -283,13 +268,13 @@ os._exit(0)  # dies with its journal open
             b2(executor="debug", bar=False)  # recovery runs first: their journal stays
         with pytest.warns(UserWarning, match=f"belongs to uid {SECOND_USER}"):
             w = SegmentWriter(segs, tag="more", allow_pickle=True)  # a second file of ours
-        w.add(_record(50, {"o": Opaque(50)}))
+        w.add(record(50, {"o": Opaque(50)}, finished=52.0))
         w.close()
         _check_foreign_files_never_move(segs, theirs, {f"{i:040x}" for i in (3, 4, 5, 6)},
                                         marker, SECOND_USER)
         with pytest.warns(UserWarning, match=f"belongs to uid {SECOND_USER}"):
             df = slurmbatch.collect(base / "res" / "mine", allow_pickle=True).df
-        assert sorted(o.v for o in df["o"] if isinstance(o, Opaque)) == [1, 2, 3, 4, 50]
+        assert sorted(o.n for o in df["o"] if isinstance(o, Opaque)) == [1, 2, 3, 4, 50]
         assert not marker.exists()
     finally:
         shutil.rmtree(base)
@@ -327,8 +312,8 @@ def test_a_planted_symlink_never_writes_through(tmp_path: Path, name: str, targe
         journal = segs / f".{SEGMENT}.journal"  # a dead writer's journal to recover
         header = {"format": "slurmbatch-journal", "version": 1, "segment": SEGMENT,
                   "host": "h", "attrs": {}}
-        journal.write_bytes(_frame(json.dumps(header).encode())
-                            + _frame(row_to_json(RowEncoder()(_record(7, {"v": 7})))))
+        journal.write_bytes(frame(json.dumps(header).encode())
+                            + frame(journal_row(record(7, {"v": 7}, finished=9.0))))
     b = slurmbatch.Batch("sym")
     b.add_factorial_runs(Echo, {"text": ["a", "b"]})
     steps = [lambda: b(executor="debug", bar=False),
@@ -360,10 +345,6 @@ def test_a_planted_symlink_never_writes_through(tmp_path: Path, name: str, targe
             warnings.simplefilter("ignore")  # a link at a segment's name: reported
             # the two runs, and the dead writer's record (recovered or read from its journal)
             assert len(slurmbatch.collect(root)) == 2 + name.startswith("segments/")
-
-
-def _frame(payload: bytes) -> bytes:
-    return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
 
 
 @pytest.mark.hostile("planted symbolic links and lock files")
@@ -428,7 +409,7 @@ def test_every_folder_is_755_and_every_file_644_whatever_the_umask(umask: int) -
         segs = Path("deep/er/res/modes/segments")
         assert Collector(segs).consolidate() is not None
         live = SegmentWriter(segs, tag="live")  # an open segment's journal
-        live.add(_record(99, {"v": 1}))
+        live.add(record(99, {"v": 1}, finished=101.0))
         b.save_ids()
         b.save_ids("deep/er/res/listed.py")
         r = slurmbatch.Research("modes_r", path="deep/er/res").add_callable(

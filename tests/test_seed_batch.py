@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from conftest import run_script
+from helpers import run_script
 
 SEED = Path(__file__).parent / "seeds" / "batch_seed.py"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_script
+from helpers import run_script
 
 SEED = Path(__file__).parent / "seeds" / "research_seed.py"
 
@@ -118,7 +118,7 @@ def test_instances(cells: dict[str, object]) -> None:
 
 def test_repetitions_and_workers(cells: dict[str, object]) -> None:
     # cells 19-21 are timed but CPU-bound: their ratio depends on what else the machine
-    # runs, so the speed-up is shown with sleep-bound experiments in test_research.py
+    # runs, so that two workers run at once is shown by events in execution/test_local.py
     assert all(float(cells[c]) > 0 for c in ("19", "20", "21"))  # type: ignore[arg-type]
     cols, rows = table(cells, "20df")
     assert cols == ["id", "repetition", "iteration"] and rows == [[0, 0], [1, 0]]

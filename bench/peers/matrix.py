@@ -44,6 +44,13 @@ def _prefix(row: Row, prefix: str) -> Row:
     return {f"{prefix}{k}": v for k, v in row.items()}
 
 
+IMPORTS = ("slurmbatch", "slurmbatch-define", "batchpy", "batchflow", "submitit", "python")
+
+
+def imp(tool: str, samples: int) -> Callable[[str], Row]:
+    return lambda d: spawn("imports", "probe", {"tool": tool, "samples": samples}, d)
+
+
 def sb_plan(n: int) -> Callable[[str], Row]:
     return lambda d: spawn("sb", "plan", {"n": n}, d)
 
@@ -155,6 +162,10 @@ def cells(quick: bool, cluster: bool) -> list[Cell]:
                 c.reps = 1
             out.append(c)
 
+    # 7. import (measured first: nothing else has warmed the file cache for a tool yet,
+    # as for a user's first import; a median of fresh interpreters)
+    for tool in IMPORTS:
+        add(Cell("import", tool, 1, rep=imp(tool, 3 if quick else 9), reps=1))
     # 1. define + plan
     for n in sizes:
         add(Cell("plan", "slurmbatch", n, rep=sb_plan(n), reps=reps),

@@ -11,6 +11,11 @@ Results = dict[str, dict[str, Any]]
 
 NAMES = {"slurmbatch": "slurmbatch", "slurmbatch-research": "slurmbatch Research",
          "batchpy": "batchpy 1.3.0", "batchflow": "BatchFlow 0.10.1"}
+IMPORT_NAMES = {"slurmbatch": "`import slurmbatch`",
+                "slurmbatch-define": "`import slurmbatch` + `Batch`, `Run` (first use)",
+                "batchpy": "`import batchpy` (1.3.0)",
+                "batchflow": "`from batchflow.research import Research, Domain` (0.10.1)",
+                "submitit": "`import submitit`", "python": "the interpreter alone"}
 
 
 # ----------------------------------------------------------------------- lookups
@@ -172,6 +177,16 @@ def targets(res: Results) -> list[dict[str, Any]]:
     else:
         add("status of any number of jobs = 1 scheduler call per refresh", None,
             "not measured (no cluster)")
+    imp = cell(res, "import", "slurmbatch", 1)
+    if imp and "median" in imp:
+        m = imp["median"]
+        heavy = {"h5py", "submitit"} & set(m["loaded"].split(", "))
+        add("`import slurmbatch` ≤ 0.15 s, loading neither submitit nor h5py",
+            m["import"] <= 0.15 and not heavy,
+            f"{fmt(m['import'], digits=4)} s, loads: {m['loaded']}")
+    else:
+        add("`import slurmbatch` ≤ 0.15 s, loading neither submitit nor h5py", None,
+            "not measured")
     f_local, _ = value(res, "run", "slurmbatch", n, "files", workers=1)
     f_def, _ = value(res, "e2e", "slurmbatch", n, "files", packing="default")
     f_h, _ = value(res, "e2e", "slurmbatch", n, "files", per_task=100)
@@ -466,6 +481,32 @@ def document(res: Results, meta: dict[str, Any], profiles: dict[str, Any]) -> st
       f"slurmbatch's cost per experiment ({span} here), which only matters for trivial "
       "experiments. *collect* decodes the segment files into a DataFrame with one row per "
       "id; the raw read only loads the datasets.\n")
+
+    # imports
+    w("## 7. Import\n")
+    w("Before any work: the import a script starts with, in a fresh interpreter each time "
+      "(start-up excluded; median of the samples), the interpreter's peak memory after it, "
+      "and which heavy libraries it loaded. slurmbatch imports its parts on first use, so "
+      "`import slurmbatch` alone loads none; the second row adds what defining a Batch "
+      "loads (pandas and numpy for ids and results, h5py for the store), still without "
+      "submitit, which only a Slurm submission or status loads.\n")
+    base = cell(res, "import", "python", 1)
+    base_rss = base["median"]["peak_rss_mb"] if base and "median" in base else None
+    sb_imp = cell(res, "import", "slurmbatch", 1)
+    sb_t = sb_imp["median"]["import"] if sb_imp and "median" in sb_imp else None
+    rows = []
+    for tool, label in IMPORT_NAMES.items():
+        c = cell(res, "import", tool, 1)
+        if not c or "median" not in c:
+            rows.append([label, "FAILED" if c and "failed" in c else "—", "—", "—", "—", "—"])
+            continue
+        m = c["median"]
+        rows.append([label, fmt(m["import"], digits=4), ratio(m["import"], sb_t),
+                     f"{m['peak_rss_mb']:.0f}",
+                     f"{m['peak_rss_mb'] - base_rss:+.0f}" if base_rss is not None else "—",
+                     m["loaded"]])
+    w(table(["import", "time (s)", "/ `import slurmbatch`", "peak RSS (MB)",
+             "over the interpreter (MB)", "heavy libraries loaded"], rows, "lrrrrl") + "\n")
 
     # profiles
     if profiles or any(t["reached"] is False for t in targets(res)):

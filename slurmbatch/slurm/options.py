@@ -95,14 +95,13 @@ def parse_duration(value: Any, name: str) -> int:
     """Seconds from minutes (a number), Slurm's [D-]HH:MM:SS / MM:SS, or '90min', '2h30m'."""
     bad = OptionError(f"{name}={value!r}: give minutes (e.g. 30), Slurm's 'HH:MM:SS' or "
                       "'D-HH:MM:SS', or units like '90min', '2h', '1h30m', '45s'")
-    if isinstance(value, bool):
-        raise bad
-    if isinstance(value, (int, float)):
-        if value != value or value <= 0 or value == math.inf:
+    minutes = _number(value, bad)
+    if minutes is not None:
+        if minutes != minutes or minutes <= 0 or minutes == math.inf:
             raise bad
-        if value > _MAX_SECONDS / 60:
+        if minutes > _MAX_SECONDS / 60:
             raise _too_long(value, name)
-        return math.ceil(value * 60)
+        return math.ceil(minutes * 60)
     if not isinstance(value, str) or not value.strip():
         raise bad
     text = value.strip().lower()
@@ -135,6 +134,13 @@ def parse_duration(value: Any, name: str) -> int:
     return math.ceil(seconds)
 
 
+def _number(value: Any, bad: OptionError) -> float | None:
+    """``value`` if it is a number (a bool is refused with ``bad``); None for anything else."""
+    if isinstance(value, bool):
+        raise bad
+    return value if isinstance(value, int | float) else None
+
+
 def _too_long(value: Any, name: str) -> OptionError:
     return OptionError(f"{name}={value!r:.60}: longer than a year; give a duration of at "
                        "most 366 days")
@@ -144,11 +150,8 @@ def parse_mem(value: Any, name: str) -> int:
     """Megabytes from an integer (MB) or '4G', '512M', '1.5GB'."""
     bad = OptionError(f"{name}={value!r}: give megabytes (e.g. 4000) or a size like '4G', "
                       "'512M'")
-    if isinstance(value, bool):
-        raise bad
-    if isinstance(value, (int, float)):
-        mb = value
-    else:
+    mb = _number(value, bad)
+    if mb is None:
         m = _MEM.match(value) if isinstance(value, str) else None
         if not m:
             raise bad

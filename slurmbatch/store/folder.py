@@ -31,6 +31,11 @@ FOLDER_FORMAT = "slurmbatch-batch"
 FOLDER_VERSION = 1
 
 
+def _entry(name: str, doc: str) -> property:
+    """A path inside the batch folder."""
+    return property(lambda folder: folder.root / name, doc=doc)
+
+
 @dataclass(frozen=True)
 class BatchFolder:
     """The folder of one batch; nothing is created until ``create()``."""
@@ -42,26 +47,12 @@ class BatchFolder:
         """The folder ``<path>/<name>``, absolute (OptionError for a bad ``path`` or name)."""
         return cls(check_path(path) / check_name(name))
 
-    @property
-    def segments(self) -> Path:
-        return self.root / "segments"
-
-    @property
-    def plans(self) -> Path:
-        return self.root / "plans"
-
-    @property
-    def research_plan(self) -> Path:
-        """A research's plan description; its presence marks a research folder."""
-        return self.root / "research.json"
-
-    @property
-    def marker(self) -> Path:
-        return self.root / "batch.json"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.root / ".lock"
+    segments = _entry("segments", "The segment files (and journals of open ones).")
+    plans = _entry("plans", "One folder per submitted plan.")
+    research_plan = _entry("research.json", "A research's plan description; its presence "
+                                            "marks a research folder.")
+    marker = _entry("batch.json", "What makes the folder a batch folder: format, version.")
+    lock_file = _entry(".lock", "The lock one process holds while it plans and starts runs.")
 
     def exists(self) -> bool:
         return self.marker.is_file()

@@ -111,14 +111,14 @@ def _write(f: h5py.File, t: Table) -> None:
         for i, col in enumerate(cols):
             name = f"{group}/c{i:05d}"
             columns[group].append(_write_column(f, name, col))
-    info = {"rows": n, "created": time.time(), "attrs": attrs, "kinds": t.kinds,
+    info = {"rows": n, "created": time.time(), "attrs": attrs, "kinds": t.run_kinds,
             "hosts": t.hosts, "status_names": list(STATUS_NAMES), "errors": len(errors),
             **columns}
     f.create_dataset("info", data=json.dumps(info), dtype=_STR)
     width = max((len(i) for i in t.ids), default=1)
     f["rows/id"] = np.asarray(t.ids, dtype=f"S{width}")
     meta = np.empty(n, dtype=_META)
-    meta["kind"], meta["iteration"], meta["status"] = t.kind_codes, t.iteration, t.status
+    meta["kind"], meta["iteration"], meta["status"] = t.run_kind_codes, t.iteration, t.status
     meta["form"], meta["started"], meta["finished"] = t.form, t.started, t.finished
     meta["runtime"], meta["lane"], meta["host"] = t.runtime, t.lane, t.host_codes
     f["rows/meta"] = meta
@@ -297,7 +297,7 @@ def _read_v2(f: h5py.File, version: int) -> Table:
     attrs = {"format": SEGMENT_FORMAT, "format_version": version, "rows": n,
              "created": info["created"], **info["attrs"]}
     return Table(
-        ids=ids, kinds=info["kinds"], kind_codes=meta["kind"], iteration=meta["iteration"],
+        ids=ids, run_kinds=info["kinds"], run_kind_codes=meta["kind"], iteration=meta["iteration"],
         status=meta["status"], form=meta["form"], started=meta["started"],
         finished=meta["finished"], runtime=meta["runtime"], lane=meta["lane"],
         hosts=info["hosts"], host_codes=meta["host"], errors=errors,

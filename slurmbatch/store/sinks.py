@@ -77,8 +77,10 @@ class SegmentWriter:
 
     def __init__(self, folder: Path, *, tag: str, rows: int = DEFAULT_SEGMENT_ROWS,
                  seconds: float = DEFAULT_SEGMENT_SECONDS, allow_pickle: bool = False,
-                 attrs: Mapping[str, Any] | None = None) -> None:
+                 attrs: Mapping[str, Any] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.folder = Path(folder)
+        self.clock = clock  # seconds, for the age of the open segment
         self.tag = tag
         self.rows, self.seconds = check_segment_options(rows, seconds)
         self.allow_pickle = allow_pickle
@@ -102,7 +104,7 @@ class SegmentWriter:
         self._seq += 1
         self._attrs = {**self.attrs, "pid": os.getpid(), "tag": self.tag}
         self._journal = Journal.create(self.folder, self._name, self.host, self._attrs)
-        self._opened = time.monotonic()
+        self._opened = self.clock()
         return self._journal
 
     def encoder(self) -> JournalEncoder:
@@ -129,7 +131,7 @@ class SegmentWriter:
 
     def tick(self) -> None:
         """Close the open segment if it is older than ``seconds``."""
-        if len(self._builder) and time.monotonic() - self._opened >= self.seconds:
+        if len(self._builder) and self.clock() - self._opened >= self.seconds:
             self.flush()
 
     def flush(self) -> Path | None:

@@ -148,8 +148,8 @@ class Table:
     """Rows of records in columnar form: the content of one segment file."""
 
     ids: np.ndarray  # str
-    kinds: list[str]  # distinct kind names
-    kind_codes: np.ndarray  # uint16 index into kinds
+    run_kinds: list[str]  # distinct kinds of the experiments (their Run class or plan)
+    run_kind_codes: np.ndarray  # uint16 index into run_kinds
     iteration: np.ndarray  # int64
     status: np.ndarray  # uint8 DONE / FAILED
     form: np.ndarray  # uint8 FORM_*
@@ -428,8 +428,8 @@ class TableBuilder:
         self._params = ColumnBuilder()
         self._values = ColumnBuilder()
         self.ids: list[str] = []
-        self.kinds: dict[str, int] = {}
-        self.kind_codes: list[int] = []
+        self.run_kinds: dict[str, int] = {}
+        self.run_kind_codes: list[int] = []
         self.iteration: list[int] = []
         self.status: list[int] = []
         self.form: list[int] = []
@@ -448,10 +448,10 @@ class TableBuilder:
         self._params.add(row, r.params)
         self._values.add(row, r.values)
         self.ids.append(r.id)
-        code = self.kinds.get(r.kind)
+        code = self.run_kinds.get(r.kind)
         if code is None:
-            code = self.kinds[r.kind] = len(self.kinds)
-        self.kind_codes.append(code)
+            code = self.run_kinds[r.kind] = len(self.run_kinds)
+        self.run_kind_codes.append(code)
         self.iteration.append(r.iteration)
         self.status.append(r.status)
         self.form.append(r.form)
@@ -471,8 +471,8 @@ class TableBuilder:
         n = len(self.ids)
         return Table(
             ids=np.asarray(self.ids, dtype=str) if n else np.empty(0, dtype="<U40"),
-            kinds=list(self.kinds),
-            kind_codes=np.asarray(self.kind_codes, dtype=np.uint16),
+            run_kinds=list(self.run_kinds),
+            run_kind_codes=np.asarray(self.run_kind_codes, dtype=np.uint16),
             iteration=np.asarray(self.iteration, dtype=np.int64),
             status=np.asarray(self.status, dtype=np.uint8),
             form=np.asarray(self.form, dtype=np.uint8),
@@ -554,7 +554,7 @@ def concat_tables(tables: list[Table], attrs: Mapping[str, Any] | None = None) -
     """One table holding all rows of ``tables`` in order (no value is decoded)."""
     offsets = list(np.cumsum([0] + [len(t) for t in tables])[:-1])
     total = sum(len(t) for t in tables)
-    kinds, kind_codes = _codes(tables, "kinds", "kind_codes")
+    run_kinds, run_kind_codes = _codes(tables, "run_kinds", "run_kind_codes")
     hosts, host_codes = _codes(tables, "hosts", "host_codes")
     errors = {int(off) + r: e for t, off in zip(tables, offsets) for r, e in t.errors.items()}
 
@@ -563,7 +563,7 @@ def concat_tables(tables: list[Table], attrs: Mapping[str, Any] | None = None) -
         return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.empty(0, dtype)
 
     return Table(
-        ids=cat("ids", str), kinds=kinds, kind_codes=kind_codes,
+        ids=cat("ids", str), run_kinds=run_kinds, run_kind_codes=run_kind_codes,
         iteration=cat("iteration", np.int64), status=cat("status", np.uint8),
         form=cat("form", np.uint8), started=cat("started", np.float64),
         finished=cat("finished", np.float64), runtime=cat("runtime", np.float64),
@@ -587,12 +587,13 @@ def check_table(t: Table) -> None:
     n = len(t.ids)
     if not all(type(i) is str for i in t.ids.tolist()):
         raise ValueError("ids are not strings")
-    for name in ("kind_codes", "iteration", "status", "form", "started", "finished",
+    for name in ("run_kind_codes", "iteration", "status", "form", "started", "finished",
                  "runtime", "lane", "host_codes"):
         a = getattr(t, name)
         if not isinstance(a, np.ndarray) or a.shape != (n,):
             raise ValueError(f"{name} does not have one entry per row ({n})")
-    for name, codes, names in (("kind", t.kind_codes, t.kinds), ("host", t.host_codes, t.hosts)):
+    for name, codes, names in (("kind", t.run_kind_codes, t.run_kinds),
+                               ("host", t.host_codes, t.hosts)):
         if not all(type(x) is str for x in names) or (n and int(codes.max()) >= len(names)):
             raise ValueError(f"{name} codes out of range (0 to {len(names) - 1})")
     if not np.isin(t.status, (DONE, FAILED)).all():

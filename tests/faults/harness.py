@@ -28,7 +28,7 @@ import slurmbatch
 from slurmbatch.contract import DONE
 from slurmbatch.store.segment import SEGMENT_SUFFIX, SegmentFormatError, read_table
 
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import script_env
 
 WORK = '''
 import os, sys, time
@@ -62,8 +62,7 @@ def script(path: Path, body: str) -> Path:
 
 def start(path: Path, *args: str, cwd: Path | None = None) -> subprocess.Popen:
     """Start a script in its own process group, slurmbatch importable."""
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, str(path), *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, str(path), *args], cwd=cwd, env=script_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 

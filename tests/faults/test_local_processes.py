@@ -17,8 +17,8 @@ import pytest
 import slurmbatch
 from slurmbatch import Batch, Run
 
-from conftest import ROOT
 from harness import Outcome, record, stored
+from helpers import script_env, wait_for
 
 
 def _outcome(root: str, n: int) -> Outcome:
@@ -28,22 +28,22 @@ def _outcome(root: str, n: int) -> Outcome:
 
 
 class Victim(Run):
-    """Writes its pid to pid-<x> and sleeps long enough to be killed, unless healed."""
+    """Writes its pid to pid-<x> and sleeps long enough to be killed, unless healed; a run
+    that reaches its end says so in ended-<x>."""
 
     def run(self, x=0):
-        Path(f"pid-{x}").write_text(str(os.getpid()))
+        Path(f"pid-{x}.tmp").write_text(str(os.getpid()))
+        os.replace(f"pid-{x}.tmp", f"pid-{x}")  # the file appears with the pid in it
         if x == 3 and not Path("heal").exists():
             time.sleep(30)
+        Path(f"ended-{x}").touch()
         return {"x": x}
 
 
 def _kill_when_running(x: int) -> threading.Thread:
     def killer() -> None:
-        path = Path(f"pid-{x}")
-        deadline = time.monotonic() + 30
-        while not path.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)
+        path = wait_for(lambda: Path(f"pid-{x}").exists() and Path(f"pid-{x}"),
+                        f"run {x} running", timeout=30, interval=0.01)
         os.kill(int(path.read_text()), signal.SIGKILL)
 
     t = threading.Thread(target=killer, daemon=True)
@@ -55,17 +55,19 @@ def test_sigkill_of_a_lane_loses_only_its_running_experiment() -> None:
     b = Batch("lane")
     b.add_factorial_runs(Victim, {"x": list(range(12))})
     killer = _kill_when_running(3)
-    t0 = time.monotonic()
     report = b(workers=2, bar=False)
     killer.join()
-    assert time.monotonic() - t0 < 25  # the killed experiment did not run to its end
+    assert not Path("ended-3").exists()  # the killed experiment did not run to its end
     assert (report.done, report.failed) == (11, 1)
     victim = b.run[3]
     assert victim.status == "failed" and "LaneDied" in victim.error and "signal 9" in victim.error
     assert all(r.done for r in b.run if r is not victim)
+    assert sorted(int(p.name.split("-")[1]) for p in Path().glob("ended-*")) == [
+        x for x in range(12) if x != 3]
     Path("heal").touch()
     report = b(workers=2, bar=False)
     assert report.executed == 1 and report.done == 1
+    assert Path("ended-3").exists()
     assert [r.result for r in b.run] == [{"x": x} for x in range(12)]
     outcome = _outcome("_res/lane", 12)
     assert (outcome.lost, outcome.duplicated) == (0, 0)
@@ -93,21 +95,19 @@ print('EXECUTED', report.executed, flush=True)
 
 
 def _start(script: Path, n: int, segment_seconds: float = 30.0) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(script), str(n), str(segment_seconds)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen([sys.executable, str(script), str(n), str(segment_seconds)],
+                            env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
 
 
 def _wait_for_started(count: int, proc: subprocess.Popen) -> None:
     log = Path("started.log")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if log.exists() and len(log.read_text().split()) >= count:
-            return
+
+    def started() -> bool:
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise AssertionError("the runs did not start")
+        return log.exists() and len(log.read_text().split()) >= count
+
+    wait_for(started, f"{count} runs started")
 
 
 def _started() -> Counter:
@@ -199,7 +199,8 @@ class Pid(slurmbatch.Run):
     def run(self, x=0):
         with open('pids.log', 'a') as f:
             f.write(f'{os.getpid()}\\n')
-        time.sleep(3)
+        time.sleep(60)  # far longer than the test waits for the lanes to die
+        open(f'ended-{os.getpid()}', 'w').close()
         return x
 
 b = slurmbatch.Batch('orphans')
@@ -208,21 +209,35 @@ b(workers=2, bar=False)
 """
 
 
+def _alive(pid: int) -> bool:
+    """The process exists and is no zombie."""
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+
+
 def test_lanes_die_with_the_batch_process(tmp_path: Path) -> None:
     """SIGKILL of the batch process alone: its lanes do not go on computing for nobody."""
     script = tmp_path / "orphans.py"
     script.write_text(LANES_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(script)], env=script_env(),
+                            start_new_session=True)
     log = Path("pids.log")
-    deadline = time.monotonic() + 60
-    while not (log.exists() and len(set(log.read_text().split())) >= 2):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+
+    def both_running() -> bool:
+        assert proc.poll() is None
+        return log.exists() and len(set(log.read_text().split())) >= 2
+
+    wait_for(both_running, "two lanes running")
     os.kill(proc.pid, signal.SIGKILL)  # not the group: only the batch process
     proc.wait()
     lanes = {int(p) for p in log.read_text().split()}
-    time.sleep(0.5)  # well before their 3 s runs would end
-    alive = [p for p in lanes if Path(f"/proc/{p}").exists()
-             and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]]
-    assert alive == []
+    try:
+        # the lanes die with it: they are gone long before their 60 s runs would end
+        wait_for(lambda: not any(_alive(p) for p in lanes), "the lanes gone", timeout=30)
+    finally:
+        for pid in lanes:  # if the test failed: do not leave them computing
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert list(Path().glob("ended-*")) == []  # no run went on to its end

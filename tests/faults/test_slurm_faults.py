@@ -9,7 +9,6 @@ Skipped without a cluster, except under CI=true, where they fail.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -23,9 +22,9 @@ import slurmbatch
 
 import harness
 from harness import Work, check, clean_table, lines, record, script, start, started
+from helpers import cluster_problem, require_cluster, wait_for
 
 cloudpickle.register_pickle_by_value(harness)
-CLUSTER = harness.ROOT / "tests" / "cluster" / "cluster.sh"
 NODE = "vm"
 OPTS = {"profile": "testcluster", "status_interval": 2}
 WAIT = {"poll": 0.5, "bar": False}
@@ -33,13 +32,7 @@ WAIT = {"poll": 0.5, "bar": False}
 
 @pytest.fixture(autouse=True, scope="module")
 def slurm_cluster() -> None:
-    ok = shutil.which("scontrol") is not None and "UP" in subprocess.run(
-        ["scontrol", "ping"], capture_output=True, text=True, check=False).stdout
-    if not ok:
-        message = f"the Slurm test cluster is needed; start it with {CLUSTER} start"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_cluster(cluster_problem())
 
 
 @pytest.fixture
@@ -55,10 +48,8 @@ def batch(name: str, n: int, seconds: float, log: Path) -> slurmbatch.Batch:
 
 
 def wait_started(log: Path, count: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while sum(started(log).values()) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} runs started"
-        time.sleep(0.2)
+    wait_for(lambda: sum(started(log).values()) >= count, f"{count} runs started",
+             timeout=timeout, interval=0.2)
 
 
 def running_tasks(job: str) -> list[str]:
@@ -211,6 +202,7 @@ log, barrier = sys.argv[1], sys.argv[2]
 b = slurmbatch.Batch("twice")
 b.add_factorial_runs(Work, {"x": list(range(300)), "seconds": [0.05], "size": [4],
                             "log": [log]})
+open(f"{barrier}.ready-{os.getpid()}", "w").close()  # the batch is defined: at the barrier
 while not os.path.exists(barrier):
     time.sleep(0.001)
 rec = b.submit(runs_per_task=30, profile="testcluster")
@@ -222,10 +214,13 @@ def test_two_processes_submitting_at_once(tmp_path: Path, log: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     runner = script(tmp_path / "submit.py", SUBMIT)
     barrier = tmp_path / "go"
-    here = str(Path(harness.__file__).parent)  # the scripts import harness
-    monkeypatch.setenv("PYTHONPATH", f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    here = Path(harness.__file__).parent  # the scripts import harness, which imports helpers
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]))
     procs = [start(runner, str(log), str(barrier)) for _ in range(2)]
-    time.sleep(2)  # both have defined the batch and wait at the barrier
+    wait_for(lambda: len(list(tmp_path.glob("go.ready-*"))) == 2 or any(
+        p.poll() is not None for p in procs), "both processes at the barrier")
+    assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
     barrier.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import slurmbatch
 from slurmbatch.store.segment import read_table
 
 from harness import check, clean_table, collect_warned, record, script, start, started
+from helpers import wait_for
 
 RUN = '''
 n, rows = int(sys.argv[1]), int(sys.argv[2])
@@ -173,10 +173,12 @@ def test_two_processes_running_one_batch_at_once(tmp_path: Path) -> None:
     n = 200
     runner = script(tmp_path / "run.py", RUN)
     first = start(runner, str(n), "50", "4", "_res", "0.02")
-    deadline = time.monotonic() + 60
-    while not Path("started.log").exists():
-        assert time.monotonic() < deadline and first.poll() is None
-        time.sleep(0.02)
+
+    def first_running() -> bool:
+        assert first.poll() is None, first.communicate()
+        return Path("started.log").exists()
+
+    wait_for(first_running, "the first process's runs started")
     second = start(runner, str(n), "50", "4", "_res", "0.02")
     out2, _ = second.communicate(timeout=60)
     out1, err1 = first.communicate(timeout=180)

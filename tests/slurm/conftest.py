@@ -1,12 +1,13 @@
-"""The Slurm tests run against the real test cluster (tests/cluster/cluster.sh).
+"""The Slurm tests: unit tests named after the module they test (test_options.py, ...),
+which need no cluster, and the cluster tests (test_cluster_*.py), which run against the
+real test cluster (tests/cluster/cluster.sh).
 
-Without a cluster they are skipped, except under CI=true, where they fail.
+The cluster tests are marked ``slurm`` here (so ``-m "not slurm"`` leaves them out):
+without a cluster they are skipped, except under CI=true, where they fail.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,28 +16,35 @@ import cloudpickle
 import pytest
 
 from . import runs
+from helpers import CLUSTER, cluster_problem, require_cluster
 
-CLUSTER = Path(__file__).resolve().parents[1] / "cluster" / "cluster.sh"
+HERE = Path(__file__).resolve().parent
 cloudpickle.register_pickle_by_value(runs)
 
 
-def cluster_problem() -> str | None:
-    if shutil.which("scontrol") is None:
-        return "Slurm is not installed (no scontrol)"
-    proc = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or "UP" not in proc.stdout:
-        return f"slurmctld does not answer: {proc.stdout.strip() or proc.stderr.strip()}"
-    return None
+def is_cluster_test(item: pytest.Item) -> bool:
+    return item.path.parent == HERE and item.path.name.startswith("test_cluster_")
 
 
-@pytest.fixture(autouse=True, scope="session")
-def slurm_cluster() -> None:
-    problem = cluster_problem()
-    if problem:
-        message = f"the Slurm test cluster is needed ({problem}); start it with {CLUSTER} start"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+@pytest.hookimpl(tryfirst=True)  # marked before -m selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # every item of the session: a conftest's hook sees them all
+        if is_cluster_test(item):
+            item.add_marker(pytest.mark.slurm)
+
+
+@pytest.fixture(scope="session")
+def cluster_missing() -> str | None:
+    """Why the test cluster cannot be used (asked once per session), or None."""
+    return cluster_problem()
+
+
+@pytest.fixture(autouse=True)
+def slurm_cluster(request: pytest.FixtureRequest) -> None:
+    """A test marked ``slurm`` needs the cluster: skipped without it, failed under CI=true."""
+    if request.node.get_closest_marker("slurm") is None:
+        return
+    require_cluster(request.getfixturevalue("cluster_missing"))
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
-"""The codec: values a plain kind would change are refused with their type or dtype
-named (or pickled when allowed), never stored as something else; segment and journal
-always agree."""
+"""Values (slurmbatch/store/values.py): what each kind of value is stored as. Values a
+plain kind would change are refused with their type or dtype named (or pickled when
+allowed), never stored as something else, and segment and journal always agree;
+subclasses of plain types are stored as their base, numpy scalars come back as Python
+scalars."""
 
 from __future__ import annotations
 
@@ -11,13 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from slurmbatch.contract import DONE, FAILED, Record
+from slurmbatch.contract import DONE, FAILED
 from slurmbatch.store.journal import row_from_json
 from slurmbatch.store.segment import read_table, write_table
 from slurmbatch.store.sinks import JournalEncoder
 from slurmbatch.store.table import TableBuilder
 
-from conftest import same
+from helpers import build_table, record, roundtrip, same
 
 
 class Sub(np.ndarray):
@@ -59,14 +61,9 @@ ODD_ARRAYS = {
 }
 
 
-def rec(value: Any) -> Record:
-    return Record(id="a" * 40, kind="k", params={"p": 1}, iteration=0, status=DONE,
-                  value=value, error="", started=1.0, finished=2.0, runtime=1.0, lane=0)
-
-
 def stored(tmp_path: Path, value: Any, allow_pickle: bool) -> tuple[Any, Any, Any]:
     """(row, value read from the segment, value read from the journal entry)."""
-    row, entry = JournalEncoder(allow_pickle)(rec(value))
+    row, entry = JournalEncoder(allow_pickle)(record(value=value, params={"p": 1}))
     b = TableBuilder(allow_pickle=allow_pickle)
     b.append(row)
     seg = read_table(write_table(tmp_path / "seg-x.h5", b.build()))
@@ -187,3 +184,69 @@ def test_memmaps_store_as_arrays_and_huge_ints_fail_only_their_run(tmp_path: Pat
     assert type(b.run[0].result["m"]) is np.ndarray
     assert np.array_equal(b.results.parameters(b.run[0].id)["arr"], np.arange(4.0))
     assert "over 4000 digits" in b.run[1].error and b.run[1].status == "failed"
+
+
+# -- plain types and numpy scalars ------------------------------------------------------------
+def test_subclasses_of_plain_types_are_stored_as_their_base(tmp_path: Path) -> None:
+    import collections
+    import enum
+
+    class Level(enum.IntEnum):
+        LOW = 1
+
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    point = collections.namedtuple("point", "x y")
+    counts = dict(zip(*np.unique(["a", "b", "a"], return_counts=True), strict=True))
+    value = {"level": Level.LOW, "color": Color.RED, "counts": counts,
+             "nested": [Level.LOW, {Color.RED: collections.Counter("aab")}, point(1, 2),
+                        collections.OrderedDict(a=np.float32(0.5))]}
+    t = roundtrip(tmp_path, build_table([value]))
+    got = t.value(0)
+    assert got == {"level": 1, "color": "red", "counts": {"a": 2, "b": 1},
+                   "nested": [1, {"red": {"a": 2, "b": 1}}, (1, 2), {"a": 0.5}]}
+    assert type(got["level"]) is int and type(got["color"]) is str
+    assert type(got["nested"][2]) is tuple
+
+
+def test_masked_arrays_and_nested_complex64_are_handled(tmp_path: Path) -> None:
+    """A masked array would lose its mask: refused (or pickled), not stored silently;
+    numpy complex64 inside a list is stored as a complex number."""
+    b = TableBuilder()
+    for i, v in enumerate([np.ma.array([1, 2], mask=[0, 1]), [np.ma.array([1], mask=[1])]]):
+        r = b.add(record(i, {"m": v}))
+        assert r.status == FAILED and "MaskedArray" in r.error and "pickle_results" in r.error
+    assert TableBuilder(allow_pickle=True).add(record(0, {"m": np.ma.array([1])})).status == DONE
+    got = roundtrip(tmp_path, build_table([[np.complex64(1 + 2j), "x"]])).value(0)
+    assert got == [1 + 2j, "x"] and type(got[0]) is complex
+
+
+def test_nested_numpy_scalars_come_back_as_python_scalars(tmp_path: Path) -> None:
+    t = roundtrip(tmp_path, build_table([[np.float32(1.5), (np.int8(-3),)]]))
+    got = t.value(0)
+    assert got == [1.5, (-3,)] and type(got[0]) is float and type(got[1][0]) is int
+
+
+def test_numpy_scalars_come_back_as_python_scalars(tmp_path: Path) -> None:
+    """docs/format.md: numpy scalars come back as Python scalars."""
+    vals = {"f32": np.float32(1.5), "i8": np.int8(-3), "b": np.bool_(True), "s": np.str_("x"),
+            "u32": np.uint32(2**32 - 1), "c": np.complex64(1j)}
+    b = TableBuilder()
+    stored = b.add(record(0, vals))
+    assert stored.status == DONE, stored.error
+    got = roundtrip(tmp_path, b.build()).value(0)
+    assert got == {"f32": 1.5, "i8": -3, "b": True, "s": "x", "u32": 2**32 - 1, "c": 1j}
+    assert [type(got[k]) for k in ("f32", "i8", "b", "s", "u32", "c")] == [
+        float, int, bool, str, int, complex]
+
+
+def test_numpy_uint64_beyond_int64_is_stored(tmp_path: Path) -> None:
+    """A Python int beyond int64 is stored (as JSON), so np.uint64(2**64 - 1) must be too:
+    today the record fails with 'a value of type uint64 has no native HDF5 form'."""
+    b = TableBuilder()
+    stored = b.add(record(0, {"u64": np.uint64(2**64 - 1), "big": 2**64 - 1}))
+    assert stored.status == DONE, stored.error
+    got = roundtrip(tmp_path, b.build()).value(0)
+    assert got == {"u64": 2**64 - 1, "big": 2**64 - 1} and type(got["u64"]) is int
+

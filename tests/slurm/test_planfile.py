@@ -1,4 +1,5 @@
-"""Plans on disk: index round trips, per-task payload slices, atomic updates, foreign files."""
+"""Plans on disk (slurmbatch/slurm/planfile.py): index round trips, per-task payload
+slices, atomic updates, foreign files."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from slurmbatch.slurm.options import SlurmOptions, make_options
 from slurmbatch.slurm.planfile import ArrayRecord, PlanRecord
 from slurmbatch.store.folder import BatchFolder
 
+from helpers import hex_id
+
 
 class Square(Run):
     """A module-level run class (pickled by reference)."""
@@ -29,14 +32,10 @@ class Square(Run):
         return {"y": x * x + _offset}
 
 
-def eid(i: int) -> str:
-    return f"{i:040x}"
-
-
 def experiments(n: int, target: RunTarget | None = None, kind: str = "square"
                 ) -> list[Experiment]:
     target = target or RunTarget(Square)
-    return [Experiment(eid(i), kind, {"x": i}, target, repetition=i % 2 or None,
+    return [Experiment(hex_id(i), kind, {"x": i}, target, repetition=i % 2 or None,
                        extra={"_offset": 1000}) for i in range(n)]
 
 
@@ -102,10 +101,10 @@ def test_load_records_same_second_plans_oldest_first() -> None:
 def test_load_ids_in_plan_order() -> None:
     f = folder()
     exps = experiments(6)
-    plan = make_plan(exps[::-1], done={eid(0)}, runs_per_task=2)
+    plan = make_plan(exps[::-1], done={hex_id(0)}, runs_per_task=2)
     rec = planfile.write_plan(f, plan, record_for(plan))
     ids = planfile.load_ids(f, rec.plan_id)
-    assert ids.tolist() == [eid(i) for i in (5, 4, 3, 2, 1)]
+    assert ids.tolist() == [hex_id(i) for i in (5, 4, 3, 2, 1)]
 
 
 def test_load_task_returns_its_experiments_with_working_targets() -> None:
@@ -114,7 +113,7 @@ def test_load_task_returns_its_experiments_with_working_targets() -> None:
             return f"local {x}+{_offset}"
 
     f = folder()
-    exps = experiments(5) + [Experiment(eid(100 + i), "local", {"x": i}, RunTarget(Local),
+    exps = experiments(5) + [Experiment(hex_id(100 + i), "local", {"x": i}, RunTarget(Local),
                                         extra={"_offset": 7}) for i in range(3)]
     plan = make_plan(exps, runs_per_task=3, max_array_size=2)
     rec = planfile.write_plan(f, plan, record_for(plan))
@@ -158,7 +157,7 @@ def test_each_task_reads_only_its_slice() -> None:
             payload[offsets[t]:offsets[t + 1]] = b"\xff" * (offsets[t + 1] - offsets[t])
     (d / "payload.pkl").write_bytes(bytes(payload))
     got = planfile.load_task(f, rec.plan_id, keep)
-    assert [e.id for e in got] == [eid(6), eid(7), eid(8)]
+    assert [e.id for e in got] == [hex_id(6), hex_id(7), hex_id(8)]
     with pytest.raises(pickle.UnpicklingError):  # the garbage frame is not a pickle
         planfile.load_task(f, rec.plan_id, 0)
 
@@ -241,7 +240,7 @@ def test_split_arrays_round_trip_first_task(n: int, per_task: int, cap: int) -> 
         assert arr.first_task == position and arr.index == planned.index
         for t, (start, stop) in enumerate(arr.tasks):
             got = planfile.load_task(f, rec.plan_id, arr.first_task + t)
-            assert [e.id for e in got] == [eid(i) for i in range(start, stop)]
+            assert [e.id for e in got] == [hex_id(i) for i in range(start, stop)]
         position += len(arr.tasks)
     assert position == rec.n_tasks == len(plan.tasks)
 
@@ -275,7 +274,7 @@ class Wired(Run):
 def tripwire_plan(n: int = 6, per_task: int = 2) -> tuple[BatchFolder, PlanRecord, Plan]:
     f = folder()
     target = RunTarget(Wired)
-    exps = [Experiment(eid(i), "wired", {"x": i, "w": Tripwire(f"p{i}")}, target,
+    exps = [Experiment(hex_id(i), "wired", {"x": i, "w": Tripwire(f"p{i}")}, target,
                        extra={"_offset": 1}) for i in range(n)]
     plan = make_plan(exps, runs_per_task=per_task)
     return f, planfile.write_plan(f, plan, record_for(plan)), plan
@@ -292,13 +291,13 @@ def test_stored_experiments_pass_through_a_new_plan_without_being_unpickled() ->
     with pytest.raises(StoreError, match="still pickled"):
         list(stored[0].target.execute(stored[0]))
     # a new plan mixing stored experiments (from different tasks) and new ones
-    fresh = [Experiment(eid(100 + i), "square", {"x": 100 + i}, RunTarget(Square),
+    fresh = [Experiment(hex_id(100 + i), "square", {"x": 100 + i}, RunTarget(Square),
                         extra={"_offset": 1000}) for i in range(2)]
     again = make_plan([stored[7], stored[1], *fresh, stored[2]], runs_per_task=2)
     rec2 = planfile.write_plan(f, again, record_for(again, "p20240101T000001-abcd"))
     assert TOUCHED == []
     got = [e for t in range(rec2.n_tasks) for e in planfile.load_task(f, rec2.plan_id, t)]
-    assert [e.id for e in got] == [eid(7), eid(1), eid(100), eid(101), eid(2)]
+    assert [e.id for e in got] == [hex_id(7), hex_id(1), hex_id(100), hex_id(101), hex_id(2)]
     # each task unpickled the whole old task its stored experiments came from
     assert set(TOUCHED) == {f"p{i}" for i in (0, 1, 2, 6, 7, 8)}
     for e in got:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import slurmbatch
 from slurmbatch.errors import StoreError
 
 from .runs import Probe
-from conftest import ROOT
+from helpers import ROOT, wait_for
 
 OPTS = {"profile": "testcluster", "time": 10, "status_interval": 2}
 
@@ -27,13 +26,11 @@ def executions(log: Path) -> Counter:
 
 
 def wait_for_lines(log: Path, count: int, timeout: float = 120) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = log.read_text().splitlines() if log.exists() else []
-        if len(lines) >= count:
-            return lines
-        time.sleep(0.2)
-    raise AssertionError(f"{log} did not reach {count} lines")
+    def lines() -> list[str]:
+        got = log.read_text().splitlines() if log.exists() else []
+        return got if len(got) >= count else []
+
+    return wait_for(lines, f"{count} lines in {log}", timeout=timeout, interval=0.2)
 
 
 def test_scancel_of_one_task_then_retry_completes_only_the_missing(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The Slurm backend without a cluster: the log hint of tasks that ended early."""
+"""The Slurm backend (slurmbatch/slurm/backend.py) without a cluster: the log hint of
+tasks that ended early."""
 
 from __future__ import annotations
 

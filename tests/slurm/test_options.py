@@ -1,4 +1,5 @@
-"""Slurm options: durations, sizes, GPU sharing, packing, sbatch extras, merging, round trips."""
+"""Slurm options (slurmbatch/slurm/options.py): durations, sizes, GPU sharing, packing,
+sbatch extras, merging, round trips."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_docs import DOCS, PAGES, needs_cluster, run_page
 
-from conftest import ROOT
+from helpers import ROOT
 
 CLUSTER_PAGES = [p for p in PAGES if needs_cluster(p)]
 

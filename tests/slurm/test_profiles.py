@@ -1,4 +1,5 @@
-"""Cluster profiles: built-ins, the environment variable, user and project overrides."""
+"""Cluster profiles (slurmbatch/slurm/profiles.py): built-ins, the environment variable,
+user and project overrides."""
 
 from __future__ import annotations
 

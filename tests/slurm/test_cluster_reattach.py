@@ -13,7 +13,7 @@ import pytest
 
 import slurmbatch
 
-from conftest import ROOT
+from helpers import ROOT
 
 OPTS = {"profile": "testcluster", "time": 10, "status_interval": 2}
 
