@@ -6,15 +6,13 @@ import argparse
 import json
 import os
 import pwd
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .collector import Collector, collect
 from .errors import SlurmbatchError, StoreError
-from .slurm.backend import DryRun
+from .slurm.cluster import slurm_answers
 from .status import Status
 from .store.folder import BatchFolder
 from .study import Study
@@ -25,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     executor = args.executor
     if executor == "auto":
-        executor = "slurm" if _slurm_answers() else "local"
+        executor = "slurm" if slurm_answers() else "local"
         print(f"slurmbatch demo: executor {executor!r}", file=sys.stderr)
     batch = demo_batch(args.path, args.name, args.seeds)
     options: dict = {}
@@ -39,17 +37,6 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\n{len(df)} results in {batch.path / batch.name}; mean |pi - estimate| by sample size:")
     print(table.to_string())
     return 0 if report.failed == 0 else 1
-
-
-def _slurm_answers() -> bool:
-    """Whether a Slurm controller answers from here (``sinfo`` within a few seconds)."""
-    if not shutil.which("sbatch") or not shutil.which("sinfo"):
-        return False
-    try:
-        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0 and bool(done.stdout.strip())
 
 
 def _batch_folder(args: argparse.Namespace) -> Path:
@@ -151,7 +138,7 @@ def _retry(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for _, name, _, _, _ in RETRY_OPTIONS
                if getattr(args, name) is not None}
     out = batch.retry(failed=not args.missing_only, dry_run=args.dry_run, **options)
-    if isinstance(out, DryRun):
+    if args.dry_run and out is not None:
         print(out)
     return 0
 

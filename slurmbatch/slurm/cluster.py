@@ -138,3 +138,14 @@ def cluster_slots(opts: SlurmOptions) -> int | None:
         return None
     check_fits(parse_nodes(proc.stdout, opts), opts)
     return parse_slots(proc.stdout, opts)
+
+
+def slurm_answers() -> bool:
+    """Whether a Slurm controller answers from here (``sinfo`` within a few seconds)."""
+    if not shutil.which("sbatch") or not shutil.which("sinfo"):
+        return False
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
