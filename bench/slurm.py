@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import slurmbatch
-from slurmbatch.slurm.scheduler import Scheduler
 
 from .core import machine
 
@@ -77,8 +76,7 @@ def e2e(n: int, per_task: int) -> dict[str, float]:
         b.run = b.add_factorial_runs(Trivial, _grid(n))[:n]
         t0 = time.perf_counter()
         rec = b.submit(runs_per_task=per_task, profile="testcluster")
-        b._scheduler = Scheduler(min_interval=10)
-        st = b.wait(poll=0.5, bar=False)
+        st = b.wait(poll=0.5, bar=False, status_interval=10)
         df = b.results.df
         wall = time.perf_counter() - t0
         if st.counts["done"] != n or len(df) != n:

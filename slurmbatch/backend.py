@@ -4,8 +4,9 @@ A backend turns a ``Plan`` into runs. ``submit`` starts it (the local and debug 
 run it to the end; Slurm returns after sbatch) and ``follow`` waits for what was
 submitted. What earlier submissions from a folder are doing is read back through the
 ``Submissions`` of the folder, so a process that submitted nothing can still report,
-wait, cancel and retry. A new executor is one subpackage implementing both, named in
-``_registry`` below.
+wait, cancel and retry. A new executor is one subpackage implementing ``Backend``, named
+in ``_EXECUTORS`` below (and, if it leaves plans on disk, its ``Submissions`` reader in
+``submissions_of``).
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def make_backend(executor: object, options: Mapping[str, Any],
 
 
 def submissions_of(folder: BatchFolder, noun: str) -> Submissions:
-    """The earlier submissions from ``folder`` (the plans Slurm submissions wrote there)."""
+    """The earlier submissions from ``folder``: the plans Slurm submissions wrote there
+    (Slurm is the one executor that leaves plans for later processes today)."""
     from .slurm.submissions import SlurmSubmissions
 
     return SlurmSubmissions(folder, noun)

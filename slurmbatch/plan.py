@@ -1,8 +1,8 @@
 """The planner: experiments + what the store holds -> a Plan of arrays of tasks.
 
 ``make_plan`` is a pure function: it drops experiments whose id is already done and
-duplicate ids, groups the rest by resource signature and packs each group into tasks
-(contiguous slices of ``Plan.experiments``), splitting arrays at ``max_array_size``.
+duplicate ids and packs the rest into tasks (contiguous slices of ``Plan.experiments``,
+a group of research branches never split), splitting arrays at ``max_array_size``.
 """
 
 from __future__ import annotations
@@ -98,9 +98,9 @@ def make_plan(experiments: Iterable[Experiment], done: Container[str] = (), *,
               max_tasks: int | None = None, max_array_size: int | None = None) -> Plan:
     """Pack the experiments that still need running into arrays of tasks.
 
-    ``runs_per_task=None`` puts every experiment of a resource group in one task (the
-    local backend's case); with ``max_tasks`` tasks grow beyond ``runs_per_task`` until
-    there are at most that many; ``max_array_size`` bounds the tasks per array.
+    ``runs_per_task=None`` puts every experiment in one task (the local backend's case);
+    with ``max_tasks`` tasks grow beyond ``runs_per_task`` until there are at most that
+    many; ``max_array_size`` bounds the tasks per array.
     Experiments of one ``group`` (research branches sharing root units) stay in one task.
     """
     for name, value in (("runs_per_task", runs_per_task), ("max_tasks", max_tasks),

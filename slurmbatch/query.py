@@ -87,10 +87,11 @@ def equal(value: Any, target: Any) -> bool:
     if isinstance(value, (float, np.floating)) or isinstance(target, (float, np.floating)):
         numbers = (int, float, np.number)
         if isinstance(value, numbers) and isinstance(target, numbers):
-            x, y = float(value), float(target)
+            x: Any = value  # a number of any kind: complex too, whose parts both count
+            y: Any = target
             if math.isnan(x) or math.isnan(y):
                 return math.isnan(x) and math.isnan(y)
-            return abs(x - y) <= ATOL + RTOL * abs(y)
+            return bool(abs(x - y) <= ATOL + RTOL * abs(y))
         return False
     try:
         return bool(value == target)

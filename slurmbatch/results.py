@@ -161,18 +161,23 @@ class Results:
         its results by the order its experiments were defined in."""
         return self._derive(self._sel, ids)
 
-    def _unpickle(self, table: Table) -> bool | None:
+    def _pickle_rule(self, table: Table) -> bool | None:
         """Whether this table's pickles may be read: allow_pickle, and a file of yours
         (None: refused because of its owner)."""
         if not self._allow_pickle:
             return False
         owner = table.attrs.get("owner")
-        if owner is None or owner == os.geteuid():
-            return True
-        warnings.warn(f"{table.attrs.get('file', 'a results file')} belongs to uid {owner}, "
-                      f"not to you: its pickled values are not read (shown as {PICKLED!r}); "
-                      "copy the file if you trust it", stacklevel=4)
-        return None
+        return True if owner is None or owner == os.geteuid() else None
+
+    def _unpickle(self, table: Table, *, warn: bool = True) -> bool | None:
+        """``_pickle_rule``, saying (if ``warn``) why another user's pickles are not read."""
+        rule = self._pickle_rule(table)
+        if rule is None and warn:
+            warnings.warn(f"{table.attrs.get('file', 'a results file')} belongs to uid "
+                          f"{table.attrs.get('owner')}, not to you: its pickled values are "
+                          f"not read (shown as {PICKLED!r}); copy the file if you trust it",
+                          stacklevel=4)
+        return rule
 
     # -- tables -----------------------------------------------------------------------
     @property
@@ -211,7 +216,9 @@ class Results:
             if self._iterations:
                 cols["iteration"] = table.iteration[idx]
             ints = table.int_names("values")
-            for name, arr in table.decoded("values", self._unpickle(table)).items():
+            rule = self._pickle_rule(table)  # said once per table: when it is decoded
+            rule = self._unpickle(table, warn=not table.has_decoded("values", rule))
+            for name, arr in table.decoded("values", rule).items():
                 col = name
                 while col in cols:  # a value named as a parameter (or 'result.<it>')
                     col = f"result.{col}"

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Container, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -48,12 +48,13 @@ class Study:
     """
 
     noun: str = "experiment"  # what summaries call one ("run" for a Batch)
-    _iterations: ClassVar[bool] = False  # rows are kept per (id, iteration): Research
+    _iterations: bool = False  # rows are kept per (id, iteration): Research
 
     def __init__(self, name: str, path: str | os.PathLike[str] = "_res",
                  saveresult: bool = True, *, pickle_results: bool = False,
                  segment_rows: int = DEFAULT_SEGMENT_ROWS,
-                 segment_seconds: float = DEFAULT_SEGMENT_SECONDS) -> None:
+                 segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+                 iterations: bool | None = None) -> None:
         self.folder = BatchFolder.of(path, name)
         if not isinstance(saveresult, bool):
             raise OptionError(f"saveresult={saveresult!r}: give True (write results under "
@@ -66,6 +67,8 @@ class Study:
         self.pickle_results = bool(pickle_results)
         self.segment_rows, self.segment_seconds = check_segment_options(
             segment_rows, segment_seconds)
+        if iterations is not None:  # rows per (id, iteration): a research's folder
+            self._iterations = bool(iterations)
         self._collector = Collector(self.folder.segments, allow_pickle=self.pickle_results,
                                     iterations=self._iterations)
         self._memory: list[MemorySink] = []

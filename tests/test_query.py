@@ -32,7 +32,11 @@ def test_parse_suffixes() -> None:
     ({"a": [1]}, {"a": [1]}, True), ({"a": 1}, {"b": 1}, False),
     (max, max, True), (max, min, False), ("builtins.max", max, True),
     (module_level, f"{__name__}.module_level", True), (None, None, True), (None, 0, False),
+    # a complex number equals a float only with no imaginary part (both parts count)
+    (np.complex128(1 + 5j), 1.0, False), (np.complex128(1 + 0j), 1.0, True),
+    (1 + 5j, np.float64(1.0), False),
 ])
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
 def test_equal(a: object, b: object, same: bool) -> None:
     assert equal(a, b) is same
     assert equal(b, a) is same

@@ -64,9 +64,13 @@ def test_pickles_are_read_only_when_asked_and_only_from_your_own_files() -> None
     mine = slurmbatch.collect("_res/pk", allow_pickle=True).df
     assert sorted(o.n for o in mine["o"]) == [1, 2]
     _give_away(Path("_res/pk"))
-    with pytest.warns(UserWarning, match=f"belongs to uid {OTHER}"):
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
         theirs = slurmbatch.collect("_res/pk", allow_pickle=True)
         assert list(theirs.df["o"]) == [PICKLED, PICKLED]
+        assert list(theirs.filter(x=1)["o"]) == [PICKLED]  # another table built
+    # said once per file, when its values are decoded, not at every table built
+    assert [str(w.message).count(f"belongs to uid {OTHER}") for w in said] == [1]
     with warnings.catch_warnings(), pytest.raises(slurmbatch.ResultError,
                                                   match=f"belongs to uid {OTHER}"):
         warnings.simplefilter("ignore")

@@ -80,7 +80,7 @@ def e2e(n: int, per_task: int | None = None, profile: str | None = None) -> dict
         rec = b.submit(profile=PROFILE, **opts)
         t1 = time.perf_counter()
         before = calls(log, "sacct", "squeue")
-        counter = b._scheduler.calls
+        counter = b._submissions.scheduler.calls
         st = b.wait(poll=0.5, bar=False)
         df = b.results.df
         t2 = time.perf_counter()
@@ -88,7 +88,7 @@ def e2e(n: int, per_task: int | None = None, profile: str | None = None) -> dict
         check("rows", len(df), n)
         out.update(submit=t1 - t0, wall=t2 - t0, tasks=rec.n_tasks,
                    scheduler_calls=calls(log, "sacct", "squeue") - before,
-                   scheduler_counter=b._scheduler.calls - counter,
+                   scheduler_counter=b._submissions.scheduler.calls - counter,
                    sbatch=calls(log, "sbatch"))
 
     if profile:

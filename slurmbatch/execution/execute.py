@@ -7,15 +7,18 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
-from ..contract import DONE, FAILED, Experiment, GroupTarget, Outcome, Record
+from ..contract import DONE, FAILED, Experiment, GroupTarget, Outcome, Record, Target
 
 
-def execute(exp: Experiment) -> Outcome:
-    """Run one experiment; never raises except for KeyboardInterrupt."""
-    if isinstance(exp.target, GroupTarget):
-        return exp.target.execute_group([exp])[0]
+def execute(exp: Experiment, grouped: bool | None = None) -> Outcome:
+    """Run one experiment; never raises except for KeyboardInterrupt. ``grouped``: whether
+    its target is a GroupTarget (whose ``execute_group`` keeps the rows saved before a
+    failure), if the caller knows; asked here otherwise."""
+    target = exp.target
+    if grouped if grouped is not None else isinstance(target, GroupTarget):
+        return cast(GroupTarget, target).execute_group([exp])[0]
     rows: list[tuple[int, Any]] = []
     started = time.time()
     t0 = time.perf_counter()
@@ -35,19 +38,24 @@ def execute_chunk(experiments: Sequence[Experiment], positions: Sequence[int]
     """Outcomes of the experiments at ``positions``; consecutive members of one group
     whose target runs groups (research branches) run together."""
     i = 0
+    last: Target | None = None
+    grouped = False
     while i < len(positions):
         exp = experiments[positions[i]]
         target = exp.target
+        if target is not last:  # experiments share targets: asked once per run of them
+            last, grouped = target, isinstance(target, GroupTarget)
         j = i + 1
-        if exp.group is not None and isinstance(target, GroupTarget):
+        if exp.group is not None and grouped:
             while (j < len(positions) and experiments[positions[j]].group == exp.group
                    and experiments[positions[j]].target is target):
                 j += 1
-        if j - i == 1 or not isinstance(target, GroupTarget):
-            yield positions[i], execute(exp)
-        else:
+        if j - i == 1:
+            yield positions[i], execute(exp, grouped)
+        else:  # a group: only when grouped
             group = [experiments[p] for p in positions[i:j]]
-            yield from zip(positions[i:j], target.execute_group(group), strict=True)
+            yield from zip(positions[i:j], cast(GroupTarget, target).execute_group(group),
+                           strict=True)
         i = j
 
 

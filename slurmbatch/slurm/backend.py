@@ -125,7 +125,7 @@ class SlurmBackend(Backend):
             if not self.dry_run:
                 raise
             warnings.warn(f"no Slurm here: the dry run assumes MaxArraySize="
-                          f"{DEFAULT_MAX_ARRAY}", stacklevel=4)
+                          f"{DEFAULT_MAX_ARRAY}", stacklevel=3)  # one place: the registry
             self.max_array = DEFAULT_MAX_ARRAY
         self.settings = asdict(self.opts)
         # before anything is written: refuses what no node of the partition could run

@@ -184,6 +184,10 @@ class Table:
                                                       allow_pickle)
         return hit
 
+    def has_decoded(self, group: Group, allow_pickle: bool | None) -> bool:
+        """Whether ``decoded(group, allow_pickle)`` is already made."""
+        return (group, allow_pickle) in self._decoded.frames
+
     def int_names(self, group: Group) -> frozenset[str]:
         """The names of ``group`` whose only column holds ints (shown as ints where every
         row shown has one)."""

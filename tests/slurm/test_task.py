@@ -118,3 +118,22 @@ def test_max_requeues_zero_gives_up_at_the_first_stuck_limit(tmp_path: Path) -> 
     first = _attempt(tmp_path, 1, 60, 0, usr2_when=running)
     assert not first["requeued"] and first["timeouts"] == 1
     assert len(_results(tmp_path).failed_ids) == 1
+
+
+def test_a_task_pickled_under_its_earlier_module_path_still_unpickles() -> None:
+    """Tasks queued before the restructure were pickled by submitit as
+    slurmbatch.task.SlurmTask: after an upgrade they unpickle to the task of now (a task
+    that starts or requeues later must not fail on a module that moved)."""
+    import pickle
+
+    from slurmbatch.slurm.task import SlurmTask
+
+    task = SlurmTask("/somewhere/b", "p20240101T000000-abcd", 2)
+    SlurmTask.__module__ = "slurmbatch.task"  # as the class was named then
+    try:  # an importable class is pickled by reference (cloudpickle writes the same)
+        data = pickle.dumps(task)
+    finally:
+        SlurmTask.__module__ = "slurmbatch.slurm.task"
+    assert b"slurmbatch.task" in data and b"slurmbatch.slurm.task" not in data
+    back = pickle.loads(data)
+    assert type(back) is SlurmTask and vars(back) == vars(task)
