@@ -12,6 +12,7 @@ in ``_EXECUTORS`` below (and, if it leaves plans on disk, its ``Submissions`` re
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -199,6 +200,16 @@ def make_backend(executor: object, options: Mapping[str, Any],
     module, cls = _EXECUTORS[executor]
     backend: type[Backend] = getattr(importlib.import_module(f".{module}", __package__), cls)
     return backend(**options) if base is None else backend.over(base, options)
+
+
+def submitted_from(folder: BatchFolder) -> bool:
+    """Whether anything was ever submitted from ``folder`` (plans/ holds a plan): asked
+    before reading submissions, which imports Slurm code that a local run never needs."""
+    try:
+        with os.scandir(folder.plans) as entries:
+            return any(True for _ in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def submissions_of(folder: BatchFolder, noun: str) -> Submissions:

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .backend import Backend, Flying, Job, Report, Submissions, make_backend, submissions_of
+from .backend import (
+    Backend,
+    Flying,
+    Job,
+    Report,
+    Submissions,
+    make_backend,
+    submissions_of,
+    submitted_from,
+)
 from .collector import Collector
 from .contract import Experiment
 from .errors import OptionError
@@ -189,7 +198,8 @@ class Study:
         """The backend's plan of what is neither done nor in flight, and the runs of
         ``experiments`` that earlier submissions have in flight."""
         results = self.refresh()
-        flying = (self._submissions.flying(results) if experiments and self.saveresult
+        flying = (self._submissions.flying(results)
+                  if experiments and self.saveresult and submitted_from(self.folder)
                   else Flying(_NONE, []))
         done: Container[str] = (set(results.ids) | set(flying.runs["id"]) if len(flying.runs)
                                 else results)

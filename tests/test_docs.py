@@ -229,6 +229,24 @@ def test_api_reference_covers_every_public_name() -> None:
     assert len(entries) == len(set(entries)), "a name has two entries"
 
 
+def test_the_package_docstring_quickstart_runs(tmp_path: Path) -> None:
+    """help(slurmbatch) opens with a quickstart: it runs as shown, in a fresh process
+    (results in _res/ of an empty folder), and gives the table it says."""
+    doc = slurmbatch.__doc__ or ""
+    lines = doc.split("Quickstart::", 1)[1].splitlines()[1:]
+    end = next(i for i, line in enumerate(lines) if line and not line.startswith("    "))
+    code = "\n".join(line[4:] for line in lines[:end])
+    assert "batch()" in code
+    probe = code + ("\ndf = batch.results.df\n"
+                    "assert list(df.columns) == ['id', 'x', 'power', 'y'], df.columns\n"
+                    "assert sorted(df['y']) == [1, 1, 4, 8, 9, 27]\n"
+                    "assert [r.parameters['x'] for r in batch.get_runs_with(x__ge=2, power=2)]"
+                    " == [2, 3]\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.split()[-1] == "ok", out.stderr
+
+
 # -- the CLI reference: docs/cli.md against the argparse parser of slurmbatch.cli --------
 
 def cli_parser() -> argparse.ArgumentParser:

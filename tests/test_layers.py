@@ -191,7 +191,8 @@ def loaded_after(code: str) -> dict[str, object]:
         import json, sys
         {code}
         print(json.dumps({{m: m in sys.modules for m in
-                          ("submitit", "h5py", "pandas", "numpy", "tqdm", "cloudpickle")}}))
+                          ("submitit", "h5py", "pandas", "numpy", "tqdm", "cloudpickle",
+                           "slurmbatch.slurm")}}))
         """)
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, cwd=PACKAGE.parent)
@@ -203,8 +204,8 @@ def test_import_slurmbatch_loads_nothing_heavy() -> None:
 
 
 def test_defining_and_running_locally_never_loads_submitit(tmp_path: Path) -> None:
-    """Defining a Batch and a Research and running them in local processes: no Slurm code
-    (submitit) is imported, only what the store and results need."""
+    """Defining a Batch and a Research and running them in local processes (twice: the
+    second run finds the folder made): no Slurm code, nor submitit, is imported."""
     loaded = loaded_after(f"""
         import slurmbatch
         class R(slurmbatch.Run):
@@ -213,12 +214,14 @@ def test_defining_and_running_locally_never_loads_submitit(tmp_path: Path) -> No
         b = slurmbatch.Batch('b', path={str(tmp_path)!r})
         b.add_factorial_runs(R, {{'x': [1, 2]}})
         b(bar=False)
+        b(bar=False)
         r = slurmbatch.Research(path={str(tmp_path)!r}, domain=slurmbatch.Domain(a=[1]))
         r.add_callable(abs, slurmbatch.EC('a'), save_to='v')
         r.run(bar=False)
         assert len(b.results.df) == 2 and len(r.results.df) == 1
     """)
-    assert not loaded["submitit"] and loaded["h5py"] and loaded["pandas"]
+    assert not loaded["submitit"] and not loaded["slurmbatch.slurm"]
+    assert loaded["h5py"] and loaded["pandas"]
 
 
 def test_every_public_name_is_importable_and_not_a_module() -> None:

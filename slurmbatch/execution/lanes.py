@@ -62,6 +62,13 @@ def _whole_lines(stream: Any) -> Any:
                        errors=stream.errors)
 
 
+def _plain(out: Outcome) -> tuple[Any, ...]:
+    """An outcome as a lane sends it: a plain tuple (a NamedTuple costs a few µs more to
+    pickle and unpickle, per experiment), without its rows (the encoded records carry
+    them); ``Outcome([], *plain)`` in the writer."""
+    return tuple(out)[1:]
+
+
 def _die_with_parent(parent: int) -> None:
     """Linux: the kernel kills this lane when the process that forked it dies (a lane must
     not go on computing results nobody will receive)."""
@@ -101,13 +108,13 @@ def _lane_main(conn: Connection, experiments: Sequence[Experiment], env: Mapping
                                   f"{type(exc).__name__}: {exc}", out.started)
                     encoded = [encode(rec) for rec in to_records(exp, out, lane)]
                 try:
-                    data = pickle.dumps((pos, out._replace(rows=[]), encoded),
+                    data = pickle.dumps((pos, _plain(out), encoded),
                                         protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception as exc:  # the value cannot be pickled back to the parent
-                    data = pickle.dumps((pos, failure(
+                    data = pickle.dumps((pos, _plain(failure(
                         f"ResultError: the result cannot be sent from the lane process to the "
                         f"writer: {type(exc).__name__}: {exc}; return plain data "
-                        f"(numbers, strings, arrays, lists, dicts)", out.started), None))
+                        f"(numbers, strings, arrays, lists, dicts)", out.started)), None))
                 conn.send_bytes(data)
             conn.send_bytes(pickle.dumps(_CHUNK_DONE))
     except (EOFError, BrokenPipeError, ConnectionResetError):
@@ -264,10 +271,10 @@ class LanePool:
                 try:
                     msg = pickle.loads(data)
                 except Exception as exc:  # only a result can fail to unpickle here
-                    msg = (lane.inflight[0], failure(
+                    msg = (lane.inflight[0], _plain(failure(
                         f"ResultError: the result could not be unpickled in the writer process: "
                         f"{type(exc).__name__}: {exc}; return plain data (numbers, strings, "
-                        f"arrays, lists, dicts)"), None)
+                        f"arrays, lists, dicts)")), None)
                 if isinstance(msg, tuple) and len(msg) == 2 and msg[0] == _LANE_ERROR:
                     lane.error = msg[1]
                     continue
@@ -276,11 +283,11 @@ class LanePool:
                     if feed:
                         self._feed(lane, nlanes)
                     continue
-                pos, out, encoded = msg
+                pos, plain, encoded = msg
                 expected = lane.inflight.popleft()
                 if pos != expected:  # protocol invariant; never expected to happen
                     raise RuntimeError(f"lane {lane.number} answered {pos}, expected {expected}")
-                handle(self.experiments[pos], out, lane.number, encoded)
+                handle(self.experiments[pos], Outcome([], *plain), lane.number, encoded)
         except (EOFError, OSError):
             return False
         return True

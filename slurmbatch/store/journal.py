@@ -24,7 +24,6 @@ from .table import Row, Table, TableBuilder, check_table
 from .values import (
     B64_KINDS,
     TEXT_KINDS,
-    ColumnKind,
     K,
     payload_from_json,
     payload_to_json,
@@ -53,12 +52,12 @@ def _leaves_to_json(leaves: list) -> list:
     return [(path, sig, payload_to_json(sig[0], payload)) for path, sig, payload in leaves]
 
 
-_JSON_TYPES: dict[ColumnKind, tuple[type, ...]] = {
+_JSON_TYPES: dict[str, tuple[type, ...]] = {  # by kind name
     K.INT: (int,), K.FLOAT: (float,), K.BOOL: (bool,), K.NONE: (type(None),),
     **dict.fromkeys(TEXT_KINDS, (str,))}
 
 
-_LEAF_KINDS = {k.value: k for k in (*_JSON_TYPES, K.COMPLEX, K.ARRAY, *B64_KINDS)}
+_LEAF_KINDS = {str(k): str(k) for k in (*_JSON_TYPES, K.COMPLEX, K.ARRAY, *B64_KINDS)}
 
 
 def _leaves_from_json(leaves: Any) -> list:

@@ -332,7 +332,7 @@ class ColumnBuilder:
 
 def _build_column(path: tuple[str, ...], sig: Signature, rows: list[int],
                   payloads: list[Any], n: int) -> Column:
-    kind, pytype, dtype = sig
+    kind, pytype, dtype = ColumnKind(sig[0]), sig[1], sig[2]
     row_arr = None if len(rows) == n else np.asarray(rows, dtype=np.int64)
     col = Column(path=path, kind=kind, pytype=pytype, rows=row_arr)
     if kind in SCALAR_KINDS:

@@ -9,6 +9,7 @@ import json
 import json.scanner
 import pickle
 from enum import StrEnum
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,13 @@ class ColumnKind(StrEnum):
     OBJECT = "object"  # in memory only (saveresult=False): the value itself
 
 
+
 K = ColumnKind
-Signature = tuple[ColumnKind, str, str]  # (kind, pytype, dtype) of one leaf
+# Leaves carry their kind by name (a plain str, as journals and files hold it): cheap for a
+# lane to send and to write as JSON (an enum member costs microseconds more per record);
+# tables make ColumnKind columns of them.
+N = SimpleNamespace(**{k.name: k.value for k in ColumnKind})
+Signature = tuple[str, str, str]  # (kind name, pytype, dtype) of one leaf
 
 FORM_NONE = 0  # no result (failed, or the run returned None)
 FORM_DICT = 1  # a dict with string keys: leaves under their key paths
@@ -57,25 +63,25 @@ class Unstorable(Exception):
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
-def _scalar_kind(v: Any) -> ColumnKind | None:
+def _scalar_kind(v: Any) -> str | None:
     t = type(v)
     if t is bool or t is np.bool_:
-        return K.BOOL
+        return N.BOOL
     if isinstance(v, _INEXACT):  # no exact native form (see _unstorable_numpy)
         return None
     if t is int or isinstance(v, np.integer):
-        return K.INT if _INT_MIN <= v <= _INT_MAX else None
+        return N.INT if _INT_MIN <= v <= _INT_MAX else None
     if t is float or isinstance(v, np.floating):
-        return K.FLOAT
+        return N.FLOAT
     if t is str or t is np.str_:
-        return K.STR
+        return N.STR
     if t is complex or isinstance(v, np.complexfloating):
-        return K.COMPLEX
+        return N.COMPLEX
     return None
 
 
-_LIST_DTYPES = {K.INT: np.int64, K.FLOAT: np.float64, K.BOOL: np.bool_, K.STR: object,
-                K.COMPLEX: np.complex128}
+_LIST_DTYPES: dict[str, type] = {K.INT: np.int64, K.FLOAT: np.float64, K.BOOL: np.bool_,
+                                  K.STR: object, K.COMPLEX: np.complex128}
 
 
 TAGGED = "tagged"  # pytype of a json column whose text uses the tags below
@@ -120,7 +126,7 @@ class _Tree:
         if isinstance(v, complex | np.complexfloating):
             return self._tag(_COMPLEX, [float(v.real), float(v.imag)])
         if _is_plain_array(v):
-            return self._tag(_ARRAY, payload_to_json(K.ARRAY, v))
+            return self._tag(_ARRAY, payload_to_json(N.ARRAY, v))
         if isinstance(v, bytes):
             return self._tag(_BYTES, base64.b64encode(v).decode())
         raise Unstorable(f"a {t.__name__} inside it has no native form")
@@ -200,7 +206,7 @@ def _untag(tag: str, x: Any) -> Any:
     if tag == _TUPLE and type(x) is list:
         return tuple(untree(y) for y in x)
     if tag == _ARRAY:
-        return np.array(payload_from_json(K.ARRAY, x))
+        return np.array(payload_from_json(N.ARRAY, x))
     if tag == _BYTES and type(x) is str:
         return _b64(x)
     if tag == _COMPLEX and type(x) is list and len(x) == 2 and all(
@@ -217,8 +223,8 @@ def _b64(text: Any) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-_FAST_SIGS = {float: (K.FLOAT, "", ""), str: (K.STR, "", ""), bool: (K.BOOL, "", ""),
-              int: (K.INT, "", "")}
+_FAST_SIGS = {float: (N.FLOAT, "", ""), str: (N.STR, "", ""), bool: (N.BOOL, "", ""),
+              int: (N.INT, "", "")}
 
 
 class LeafEncoder:
@@ -238,49 +244,49 @@ class LeafEncoder:
         if t is int and _INT_MIN <= v <= _INT_MAX:
             return _FAST_SIGS[t], v
         if v is None:
-            return (K.NONE, "", ""), None
+            return (N.NONE, "", ""), None
         sk = _scalar_kind(v)
         if sk is not None:
-            if sk == K.STR:
-                return (K.STR, "", ""), str(v)
-            if sk == K.COMPLEX:
-                return (K.COMPLEX, "", ""), complex(v)
+            if sk == N.STR:
+                return (N.STR, "", ""), str(v)
+            if sk == N.COMPLEX:
+                return (N.COMPLEX, "", ""), complex(v)
             return (sk, "", ""), v
         t = type(v)
         odd = _unstorable_numpy(v)
         if odd is not None:
             return self._fallback(v, odd)
         if isinstance(v, np.integer):  # beyond int64, e.g. a large uint64
-            return (K.JSON, "", ""), json.dumps(int(v))
+            return (N.JSON, "", ""), json.dumps(int(v))
         if t is bytes or t is np.bytes_:
-            return (K.BYTES, "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
+            return (N.BYTES, "", ""), np.frombuffer(bytes(v), dtype=np.uint8)
         if _is_plain_array(v):
             dt = v.dtype.str if v.dtype.kind not in "US" else v.dtype.str[:2]
-            return (K.ARRAY, "", f"{dt}/{v.ndim}"), v
+            return (N.ARRAY, "", f"{dt}/{v.ndim}"), v
         if t is list or t is tuple:
             if v:
                 kinds = {_scalar_kind(x) for x in v}
                 k = kinds.pop() if len(kinds) == 1 else None
                 if k is not None:
-                    if k == K.STR:  # object, not numpy's U dtype, which drops trailing NULs
+                    if k == N.STR:  # object, not numpy's U dtype, which drops trailing NULs
                         arr = np.empty(len(v), dtype=object)
                         arr[:] = [str(x) for x in v]
                     else:
                         arr = np.array(v, dtype=_LIST_DTYPES[k])
-                    dt = arr.dtype.str if k != K.STR else "<U"
-                    return (K.ARRAY, t.__name__, f"{dt}/1"), arr
+                    dt = arr.dtype.str if k != N.STR else "<U"
+                    return (N.ARRAY, t.__name__, f"{dt}/1"), arr
             return self._json(v)
         if t is int:  # beyond int64
             if not -_HUGE_INT < v < _HUGE_INT:
                 return self._fallback(v, "an int of over 4000 digits (no JSON holds it: "
                                          "return str(n))")
-            return (K.JSON, "", ""), json.dumps(v)
+            return (N.JSON, "", ""), json.dumps(v)
         if isinstance(v, dict):
             return self._json(v)
         if isinstance(v, int | float | str):  # IntEnum, StrEnum, ...: as their base type
             return self.leaf(_Tree()(v))
         if self.callables_as_names and callable(v):
-            return (K.CALLABLE, "", ""), callable_name(v) or repr(v)
+            return (N.CALLABLE, "", ""), callable_name(v) or repr(v)
         return self._fallback(v, f"a value of type {t.__name__}")
 
     def _json(self, v: Any) -> tuple[Signature, Any]:
@@ -291,20 +297,20 @@ class LeafEncoder:
             return self._fallback(v, f"a {type(v).__name__} nested too deeply")
         except (Unstorable, TypeError, ValueError) as exc:
             return self._fallback(v, f"a {type(v).__name__} that is not plain data ({exc})")
-        return (K.JSON, TAGGED if tree.tagged else "", ""), text
+        return (N.JSON, TAGGED if tree.tagged else "", ""), text
 
     def _fallback(self, v: Any, what: str) -> tuple[Signature, Any]:
         if self.keep_objects:
-            return (K.OBJECT, "", ""), v
+            return (N.OBJECT, "", ""), v
         if self.callables_as_names:
-            return (K.REPR, "", ""), repr(v)
+            return (N.REPR, "", ""), repr(v)
         if self.allow_pickle:
             try:
                 data = pickle.dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:
                 raise Unstorable(f"{what} cannot be pickled either: {exc}; return plain data "
                                  "(numbers, strings, arrays, lists, dicts) instead") from None
-            return (K.PICKLE, "", ""), np.frombuffer(data, dtype=np.uint8)
+            return (N.PICKLE, "", ""), np.frombuffer(data, dtype=np.uint8)
         raise Unstorable(
             f"{what} has no native HDF5 form; return numbers, strings, numpy arrays, or "
             "lists/dicts of them, or opt in to pickled results with pickle_results=True")
@@ -344,30 +350,30 @@ def _flatten_dict(d: dict, prefix: tuple[str, ...], enc: LeafEncoder, out: list)
 B64_KINDS = (K.BYTES, K.PICKLE)
 
 
-def payload_to_json(kind: ColumnKind, p: Any) -> Any:
-    if kind == K.COMPLEX:
+def payload_to_json(kind: str, p: Any) -> Any:
+    if kind == N.COMPLEX:
         return [p.real, p.imag]
     if kind in B64_KINDS:
         return base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()
-    if kind == K.ARRAY:
+    if kind == N.ARRAY:
         if p.dtype == object:
             return {"d": "O", "s": list(p.shape), "v": p.ravel().tolist()}
         return {"d": p.dtype.str, "s": list(p.shape),
                 "b": base64.b64encode(np.ascontiguousarray(p).tobytes()).decode()}
-    if kind == K.OBJECT:
+    if kind == N.OBJECT:
         raise ValueError("object payloads exist only in memory")
     return p
 
 
-def payload_from_json(kind: ColumnKind, p: Any) -> Any:
+def payload_from_json(kind: str, p: Any) -> Any:
     """A payload that ``payload_to_json`` wrote; ValueError (or TypeError) otherwise."""
-    if kind == K.COMPLEX:
+    if kind == N.COMPLEX:
         if type(p) is not list or len(p) != 2:
             raise ValueError(f"complex value {p!r} is not a [real, imag] pair")
         return complex(p[0], p[1])
     if kind in B64_KINDS:
         return np.frombuffer(_b64(p), dtype=np.uint8)
-    if kind == K.ARRAY:
+    if kind == N.ARRAY:
         if type(p) is not dict or set(p) not in ({"d", "s", "b"}, {"d", "s", "v"}):
             raise ValueError("bad array payload")
         shape = p["s"]
